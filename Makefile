@@ -1,0 +1,53 @@
+# Parley: `make dev` runs everything locally; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+TEMPORAL_CLI_VERSION := v1.5.1
+BIN := $(CURDIR)/bin
+TEMPORAL := $(BIN)/temporal
+export PARLEY_TEMPORAL_CLI ?= $(TEMPORAL)
+
+.PHONY: dev build test test-unit bench vet fmt clean temporal-cli
+
+build: $(BIN)/parley
+
+$(BIN)/parley: $(shell find . -name '*.go' -not -path './bin/*') $(shell find api migrations -name '*.yaml' -o -name '*.sql') go.mod go.sum
+	$(GO) build -o $@ ./cmd/parley
+
+# The Temporal CLI (dev server + Temporal Web), built from the Go module proxy
+# the first time (a few minutes); newer CLIs cannot be built that way.
+temporal-cli: $(TEMPORAL)
+$(TEMPORAL):
+	@echo "Building the Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (first run only; takes a few minutes)..."
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+dev: $(TEMPORAL) $(BIN)/parley
+	$(BIN)/parley dev
+
+# Every test, unit and integration. Integration tests start a real Temporal
+# dev server; the store tests also run on PostgreSQL when the machine has it
+# (scripts/testpg.sh starts a throwaway cluster).
+test: $(TEMPORAL)
+	@set -o pipefail; \
+	if [ -z "$$PARLEY_TEST_POSTGRES_URL" ]; then \
+	  if out=$$(scripts/testpg.sh start); then export $$out; else echo "PostgreSQL not available: its store tests will be skipped"; fi; \
+	fi; \
+	$(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./... 2>&1 | tee .test.out; status=$$?; \
+	passed=$$(grep -c '^ok ' .test.out || true); failed=$$(grep -cE '^(FAIL|--- FAIL)' .test.out || true); \
+	rm -f .test.out; echo "packages: $$passed passed, $$failed failed"; exit $$status
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+# Gateway acknowledgements per second and latency, next to raw SignalWithStart,
+# against a real dev server.
+bench: $(TEMPORAL)
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 20m ./bench/
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN) data

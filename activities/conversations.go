@@ -1,0 +1,172 @@
+// Package activities holds the side of Parley's workflows that touches the
+// world: the database and Meta's Graph API. Activities are idempotent because
+// Temporal retries them.
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"parley/messenger"
+	"parley/store"
+)
+
+// Activity names: part of recorded histories, never rename them.
+const (
+	OpenConversationName = "OpenConversation"
+	RecordTranscriptName = "RecordTranscript"
+)
+
+// RecordTranscriptInput is the conversation as the workflow knows it, plus the
+// new transcript entries and watermarks to persist.
+type RecordTranscriptInput struct {
+	ConversationID         string            `json:"conversation_id"`
+	PageRef                string            `json:"page_ref"`
+	AccountID              string            `json:"account_id"`
+	FacebookPageID         string            `json:"facebook_page_id"`
+	PSID                   string            `json:"psid"`
+	WorkflowID             string            `json:"workflow_id"`
+	State                  string            `json:"state"`
+	StartedAt              time.Time         `json:"started_at"`
+	MessageCount           int               `json:"message_count"`
+	LastCustomerMessageAt  *time.Time        `json:"last_customer_message_at,omitempty"`
+	PreviousConversationID string            `json:"previous_conversation_id,omitempty"`
+	Entries                []TranscriptEntry `json:"entries,omitempty"`
+	Watermarks             []Watermark       `json:"watermarks,omitempty"`
+}
+
+// TranscriptEntry is one line of the transcript, in the workflow's order.
+type TranscriptEntry struct {
+	Seq       int64           `json:"seq"`
+	Kind      string          `json:"kind"`
+	Direction string          `json:"direction"` // in | out
+	Sender    string          `json:"sender"`    // customer | page | agent | system
+	MID       string          `json:"mid,omitempty"`
+	DedupeKey string          `json:"dedupe_key"`
+	Text      string          `json:"text,omitempty"`
+	At        time.Time       `json:"at"`
+	Event     messenger.Event `json:"event"`
+}
+
+// Watermark is a delivery or read watermark from Meta.
+type Watermark struct {
+	Kind string    `json:"kind"` // delivery | read
+	At   time.Time `json:"at"`
+}
+
+// OpenConversationResult links a new conversation to the customer's previous one.
+type OpenConversationResult struct {
+	PreviousConversationID string `json:"previous_conversation_id,omitempty"`
+}
+
+// Conversations persists conversations and their transcripts.
+type Conversations struct {
+	Store *store.Store
+}
+
+// OpenConversation creates the conversation's row (idempotently) and finds
+// the customer's previous conversation, if any.
+func (a *Conversations) OpenConversation(ctx context.Context, in RecordTranscriptInput) (OpenConversationResult, error) {
+	var res OpenConversationResult
+	prev, err := a.Store.LatestConversation(ctx, in.FacebookPageID, in.PSID)
+	switch {
+	case err == nil && prev.ID != in.ConversationID:
+		res.PreviousConversationID = prev.ID
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return res, fmt.Errorf("previous conversation: %w", err)
+	}
+	in.PreviousConversationID = res.PreviousConversationID
+	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
+		return res, fmt.Errorf("open conversation %s: %w", in.ConversationID, err)
+	}
+	return res, nil
+}
+
+// RecordTranscript stores new transcript entries (Meta's retries are skipped
+// by their dedupe key) and applies delivery and read watermarks.
+func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscriptInput) error {
+	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
+		return fmt.Errorf("update conversation %s: %w", in.ConversationID, err)
+	}
+	if len(in.Entries) > 0 {
+		rows := make([]store.Message, 0, len(in.Entries))
+		for _, e := range in.Entries {
+			m, err := messageRow(in, e)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, m)
+		}
+		if _, err := a.Store.InsertMessages(ctx, rows); err != nil {
+			return fmt.Errorf("record %d messages of conversation %s: %w", len(rows), in.ConversationID, err)
+		}
+	}
+	for _, w := range in.Watermarks {
+		status := "delivered"
+		if w.Kind == string(messenger.KindRead) {
+			status = "read"
+		}
+		if _, err := a.Store.ApplyWatermark(ctx, in.FacebookPageID, in.PSID, status, w.At); err != nil {
+			return fmt.Errorf("apply %s watermark: %w", w.Kind, err)
+		}
+	}
+	return nil
+}
+
+func conversationRow(in RecordTranscriptInput) store.Conversation {
+	return store.Conversation{
+		ID:                     in.ConversationID,
+		PageRef:                in.PageRef,
+		AccountID:              in.AccountID,
+		FacebookPageID:         in.FacebookPageID,
+		PSID:                   in.PSID,
+		WorkflowID:             in.WorkflowID,
+		State:                  in.State,
+		PreviousConversationID: in.PreviousConversationID,
+		MessageCount:           in.MessageCount,
+		LastCustomerMessageAt:  in.LastCustomerMessageAt,
+		StartedAt:              in.StartedAt,
+		UpdatedAt:              time.Now().UTC(),
+	}
+}
+
+// messageNamespace makes message IDs a pure function of (conversation, seq),
+// so a retried activity writes the same rows.
+var messageNamespace = uuid.MustParse("8f5a7d0e-3b1c-4c55-9a61-6f1d2b3c4d5e")
+
+func messageRow(in RecordTranscriptInput, e TranscriptEntry) (store.Message, error) {
+	m := store.Message{
+		ID:             uuid.NewSHA1(messageNamespace, fmt.Appendf(nil, "%s/%d", in.ConversationID, e.Seq)).String(),
+		ConversationID: in.ConversationID,
+		Seq:            e.Seq,
+		Direction:      e.Direction,
+		Sender:         e.Sender,
+		Kind:           e.Kind,
+		MID:            e.MID,
+		DedupeKey:      e.DedupeKey,
+		FacebookPageID: in.FacebookPageID,
+		PSID:           in.PSID,
+		Text:           e.Text,
+		Status:         "received",
+		SentAt:         e.At,
+	}
+	if e.Direction == "out" {
+		m.Status = "sent"
+	}
+	if len(e.Event.Attachments) > 0 {
+		b, err := json.Marshal(e.Event.Attachments)
+		if err != nil {
+			return m, fmt.Errorf("encode attachments: %w", err)
+		}
+		m.Attachments = b
+	}
+	if len(e.Event.Raw) > 0 {
+		m.Payload = e.Event.Raw
+	}
+	return m, nil
+}

@@ -1,0 +1,257 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"parley/apierror"
+	"parley/messenger"
+	"parley/store"
+)
+
+// pageJSON is a page as the API shows it: never the access token.
+type pageJSON struct {
+	ID                   string     `json:"id"`
+	AccountID            string     `json:"account_id"`
+	Name                 string     `json:"name"`
+	PageID               string     `json:"page_id"`
+	AccessTokenHint      string     `json:"access_token_hint"`
+	CallbackURL          string     `json:"callback_url,omitempty"`
+	VerifyToken          string     `json:"verify_token,omitempty"`
+	DuplicateOfAccountID string     `json:"duplicate_of_account_id,omitempty"`
+	ProvisioningState    string     `json:"provisioning_state"`
+	ProvisioningReason   string     `json:"provisioning_reason,omitempty"`
+	WebhookVerifiedAt    *time.Time `json:"webhook_verified_at,omitempty"`
+	TokenCheckedAt       *time.Time `json:"token_checked_at,omitempty"`
+	TokenExpiresAt       *time.Time `json:"token_expires_at,omitempty"`
+	SubscribedAt         *time.Time `json:"subscribed_at,omitempty"`
+	LastWebhookAt        *time.Time `json:"last_webhook_at,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
+}
+
+func (s *Server) toPageJSON(p store.Page) pageJSON {
+	state, reason := p.Provisioning()
+	out := pageJSON{
+		ID: p.ID, AccountID: p.AccountID, Name: p.Name, PageID: p.PageID, AccessTokenHint: p.TokenHint,
+		VerifyToken: p.VerifyToken, DuplicateOfAccountID: p.DuplicateOfAccountID,
+		ProvisioningState: state, ProvisioningReason: reason,
+		WebhookVerifiedAt: p.WebhookVerifiedAt, TokenCheckedAt: p.TokenCheckedAt, TokenExpiresAt: p.TokenExpiresAt,
+		SubscribedAt: p.SubscribedAt, LastWebhookAt: p.LastWebhookAt, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+	if p.CallbackKey != "" {
+		out.CallbackURL = s.opts.PublicURL + "/webhooks/facebook/" + p.CallbackKey
+	}
+	return out
+}
+
+type createPageRequest struct {
+	Name        string `json:"name"`
+	PageID      string `json:"page_id"`
+	AccessToken string `json:"access_token"`
+}
+
+func checkAccessToken(v string) error {
+	if err := required("access_token", v, 4096); err != nil {
+		return err
+	}
+	if len(v) < 16 {
+		return apierror.InvalidField("access_token", "is too short to be a page access token")
+	}
+	return nil
+}
+
+func (s *Server) createPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req createPageRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := required("name", req.Name, 200); err != nil {
+		return err
+	}
+	if err := digits("page_id", req.PageID); err != nil {
+		return err
+	}
+	if err := checkAccessToken(req.AccessToken); err != nil {
+		return err
+	}
+	p, err := s.opts.Store.CreatePage(ctx, store.NewPage{AccountID: c.Param("id"), Name: req.Name, PageID: req.PageID, AccessToken: req.AccessToken})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return apierror.New(http.StatusConflict, "conflict", "page %s is already configured in this account", req.PageID)
+		}
+		return storeError(err, "account", c.Param("id"))
+	}
+	s.log.InfoContext(ctx, "page created", "page", p.ID, "facebook_page_id", p.PageID, "account", p.AccountID, "duplicate", p.DuplicateOfAccountID != "")
+	p, err = s.checkPage(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, s.toPageJSON(p))
+}
+
+func (s *Server) listAccountPages(c echo.Context) error {
+	if _, err := s.opts.Store.GetAccount(c.Request().Context(), c.Param("id")); err != nil {
+		return storeError(err, "account", c.Param("id"))
+	}
+	return s.pageList(c, c.Param("id"))
+}
+
+func (s *Server) listPages(c echo.Context) error { return s.pageList(c, "") }
+
+func (s *Server) pageList(c echo.Context, accountID string) error {
+	list, err := s.opts.Store.ListPages(c.Request().Context(), accountID)
+	if err != nil {
+		return storeError(err, "pages", accountID)
+	}
+	out := make([]pageJSON, 0, len(list))
+	for _, p := range list {
+		out = append(out, s.toPageJSON(p))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+func (s *Server) getPage(c echo.Context) error {
+	p, err := s.opts.Store.GetPage(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return storeError(err, "page", c.Param("id"))
+	}
+	return c.JSON(http.StatusOK, s.toPageJSON(p))
+}
+
+func (s *Server) deletePage(c echo.Context) error {
+	if err := s.opts.Store.DeletePage(c.Request().Context(), c.Param("id")); err != nil {
+		return storeError(err, "page", c.Param("id"))
+	}
+	s.log.InfoContext(c.Request().Context(), "page deleted; its webhooks now answer 404", "page", c.Param("id"))
+	return c.NoContent(http.StatusNoContent)
+}
+
+type rotateTokenRequest struct {
+	AccessToken string `json:"access_token"`
+}
+
+func (s *Server) rotatePageToken(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req rotateTokenRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := checkAccessToken(req.AccessToken); err != nil {
+		return err
+	}
+	p, err := s.opts.Store.RotatePageToken(ctx, c.Param("id"), req.AccessToken)
+	if err != nil {
+		return storeError(err, "page", c.Param("id"))
+	}
+	s.log.InfoContext(ctx, "page token rotated", "page", p.ID, "hint", p.TokenHint)
+	p, err = s.checkPage(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.toPageJSON(p))
+}
+
+func (s *Server) checkPageHandler(c echo.Context) error {
+	ctx := c.Request().Context()
+	p, err := s.opts.Store.GetPage(ctx, c.Param("id"))
+	if err != nil {
+		return storeError(err, "page", c.Param("id"))
+	}
+	p, err = s.checkPage(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.toPageJSON(p))
+}
+
+// checkPage asks Meta whether the page token is valid (debug_token) and, if
+// so, subscribes the app to the page's messaging webhooks. What Meta answers
+// is recorded on the page; only our own failures are returned.
+func (s *Server) checkPage(ctx context.Context, p store.Page) (store.Page, error) {
+	if p.CallbackKey == "" {
+		return p, nil // a duplicate: another account owns this Facebook page
+	}
+	acct, err := s.opts.Store.GetAccount(ctx, p.AccountID)
+	if err != nil {
+		return p, storeError(err, "account", p.AccountID)
+	}
+	secret, err := s.opts.Store.AccountAppSecret(ctx, p.AccountID)
+	if err != nil {
+		return p, storeError(err, "account", p.AccountID)
+	}
+	token, err := s.opts.Store.PageAccessToken(ctx, p.ID)
+	if err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	gctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	info, err := s.opts.Graph.DebugToken(gctx, acct.AppID, secret, token)
+	if err != nil {
+		return s.pageError(ctx, p, "could not check the page token with the Graph API: "+err.Error())
+	}
+	check := store.TokenCheck{At: s.opts.Now().UTC(), Valid: true}
+	if !info.ExpiresAt.IsZero() {
+		exp := info.ExpiresAt.UTC()
+		check.ExpiresAt = &exp
+	}
+	switch {
+	case !info.IsValid:
+		check.Valid = false
+		check.Error = "Meta says the page access token is invalid"
+		if info.ErrorCode != 0 {
+			check.Error += fmt.Sprintf(" (code %d, subcode %d): %s", info.ErrorCode, info.ErrorSubcode, info.ErrorMessage)
+		}
+	case info.AppID != "" && info.AppID != acct.AppID:
+		check.Valid = false
+		check.Error = fmt.Sprintf("the token was issued for app %s, not this account's app %s", info.AppID, acct.AppID)
+	case info.ProfileID != "" && info.ProfileID != p.PageID:
+		check.Valid = false
+		check.Error = fmt.Sprintf("the token belongs to page %s, not page %s", info.ProfileID, p.PageID)
+	case len(info.Scopes) > 0 && !slices.Contains(info.Scopes, "pages_messaging"):
+		check.Valid = false
+		check.Error = "the token lacks the pages_messaging permission"
+	}
+	p, err = s.opts.Store.RecordTokenCheck(ctx, p.ID, check)
+	if err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	if !check.Valid {
+		s.log.WarnContext(ctx, "page token invalid", "page", p.ID, "facebook_page_id", p.PageID, "reason", check.Error)
+		return p, nil
+	}
+	auth := messenger.PageAuth{PageID: p.PageID, AccessToken: token, AppSecret: secret}
+	if err := s.opts.Graph.SubscribeApp(gctx, auth, messenger.DefaultSubscribedFields); err != nil {
+		return s.pageError(ctx, p, "could not subscribe the app to the page's webhooks: "+err.Error())
+	}
+	if err := s.opts.Store.RecordSubscribed(ctx, p.ID, s.opts.Now().UTC()); err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	if err := s.opts.Store.SetPageError(ctx, p.ID, ""); err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	p, err = s.opts.Store.GetPage(ctx, p.ID)
+	if err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	return p, nil
+}
+
+func (s *Server) pageError(ctx context.Context, p store.Page, msg string) (store.Page, error) {
+	s.log.WarnContext(ctx, "page provisioning problem", "page", p.ID, "facebook_page_id", p.PageID, "problem", msg)
+	if err := s.opts.Store.SetPageError(ctx, p.ID, msg); err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	p, err := s.opts.Store.GetPage(ctx, p.ID)
+	if err != nil {
+		return p, storeError(err, "page", p.ID)
+	}
+	return p, nil
+}

@@ -1,0 +1,138 @@
+// Package api is Parley's REST API (/api/v1, JSON, Bearer API keys with
+// roles) and the HTTP server that also carries the webhook gateway.
+package api
+
+import (
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.temporal.io/sdk/client"
+
+	"parley/apierror"
+	"parley/messenger"
+	"parley/store"
+)
+
+// MaxBodyBytes caps every request body.
+const MaxBodyBytes = 1 << 20
+
+// Options are the API's dependencies.
+type Options struct {
+	Store    *store.Store
+	Temporal client.Client
+	Graph    *messenger.Client
+	// PublicURL is the externally reachable base URL: callback URLs start with it.
+	PublicURL string
+	// AdminAPIKey is the bootstrap key with the admin role.
+	AdminAPIKey string
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Server is the REST API.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	echo *echo.Echo
+}
+
+// New builds the Echo server with every REST route; the gateway registers
+// its own routes on Echo() too.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, log: opts.Logger.With("component", "api")}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = apierror.Handler(s.log)
+	e.Use(middleware.Recover())
+	e.Use(s.logRequests)
+	e.Use(bodyLimit(MaxBodyBytes))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/api/openapi.yaml", s.openAPI)
+
+	v1 := e.Group("/api/v1", s.authenticate)
+	admin := requireRole(RoleAdmin)
+	reader := requireRole(RoleAdmin, RoleSupervisor)
+
+	v1.POST("/accounts", s.createAccount, admin)
+	v1.GET("/accounts", s.listAccounts, admin)
+	v1.GET("/accounts/:id", s.getAccount, admin)
+	v1.PATCH("/accounts/:id", s.updateAccount, admin)
+	v1.DELETE("/accounts/:id", s.deleteAccount, admin)
+	v1.POST("/accounts/:id/pages", s.createPage, admin)
+	v1.GET("/accounts/:id/pages", s.listAccountPages, admin)
+
+	v1.GET("/pages", s.listPages, admin)
+	v1.GET("/pages/:id", s.getPage, admin)
+	v1.DELETE("/pages/:id", s.deletePage, admin)
+	v1.PUT("/pages/:id/access-token", s.rotatePageToken, admin)
+	v1.POST("/pages/:id/check", s.checkPageHandler, admin)
+
+	v1.GET("/conversations", s.listConversations, reader)
+	v1.GET("/conversations/:id", s.getConversation, reader)
+	v1.GET("/conversations/:id/messages", s.listMessages, reader)
+
+	v1.POST("/api-keys", s.createAPIKey, admin)
+	v1.GET("/api-keys", s.listAPIKeys, admin)
+	v1.DELETE("/api-keys/:id", s.revokeAPIKey, admin)
+
+	s.echo = e
+	return s
+}
+
+// Echo exposes the router so the gateway can mount its routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// logRequests logs the route pattern, never the raw path: callback URLs hold
+// the webhook key.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			status = apierror.From(err).Status
+		}
+		s.log.DebugContext(c.Request().Context(), "http", "method", c.Request().Method, "route", c.Path(),
+			"status", status, "duration_ms", time.Since(start).Milliseconds())
+		return err
+	}
+}
+
+// bodyLimit answers 413 for declared or actual bodies over max.
+func bodyLimit(max int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > max {
+				return apierror.New(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", max)
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
+			return next(c)
+		}
+	}
+}
+
+//go:embed openapi.yaml
+var openAPIDoc []byte
+
+// OpenAPIDocument is the OpenAPI 3 description of every route.
+func OpenAPIDocument() []byte { return openAPIDoc }
+
+func (s *Server) openAPI(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)
+}

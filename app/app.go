@@ -1,0 +1,203 @@
+// Package app wires Parley's parts from the configuration: the store, the
+// Temporal client, the Graph API client, the HTTP server (REST API and webhook
+// gateway) and the worker. The binary's subcommands and the tests share it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"parley/api"
+	"parley/config"
+	"parley/gateway"
+	"parley/messenger"
+	"parley/secrets"
+	"parley/store"
+	"parley/worker"
+)
+
+// App holds Parley's long-lived dependencies.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Store    *store.Store
+	Temporal client.Client
+	Graph    *messenger.Client
+	// AdminAPIKey is the bootstrap admin key (configured or generated).
+	AdminAPIKey string
+}
+
+// Open prepares the data folder, secrets, database (migrated) and a lazy
+// Temporal client, which connects on first use so that the API can start,
+// and report 503, while Temporal is down.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	a := &App{Config: cfg, Log: log}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
+	}
+	box, err := a.secretBox()
+	if err != nil {
+		return nil, err
+	}
+	if a.AdminAPIKey, err = a.adminKey(); err != nil {
+		return nil, err
+	}
+	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, box); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := a.Store.Migrate(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	a.Temporal, err = client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("temporal client: %w", err)
+	}
+	a.Graph = messenger.NewClient(cfg.GraphAPIURL, cfg.GraphAPIVersion, nil)
+	return a, nil
+}
+
+// Close releases what Open acquired.
+func (a *App) Close() {
+	if a.Temporal != nil {
+		a.Temporal.Close()
+	}
+	if a.Store != nil {
+		if err := a.Store.Close(); err != nil {
+			a.Log.Warn("close database", "err", err)
+		}
+	}
+}
+
+func (a *App) secretBox() (*secrets.Box, error) {
+	if a.Config.EncryptionKey != "" {
+		key, err := secrets.ParseKey(a.Config.EncryptionKey)
+		if err != nil {
+			return nil, fmt.Errorf("PARLEY_ENCRYPTION_KEY: %w", err)
+		}
+		return secrets.NewBox(key)
+	}
+	path := filepath.Join(a.Config.DataDir, "encryption.key")
+	key, created, err := secrets.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key file: %w", err)
+	}
+	a.Log.Warn("PARLEY_ENCRYPTION_KEY is not set: using the key file in the data folder; set the variable in production",
+		"path", path, "created", created)
+	return secrets.NewBox(key)
+}
+
+func (a *App) adminKey() (string, error) {
+	if a.Config.AdminAPIKey != "" {
+		return a.Config.AdminAPIKey, nil
+	}
+	path := filepath.Join(a.Config.DataDir, "admin-api-key")
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate admin API key: %w", err)
+	}
+	key := "pk_admin_" + base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	a.Log.Warn("PARLEY_ADMIN_API_KEY is not set: generated a dev admin API key into the data folder", "path", path)
+	return key, nil
+}
+
+// Handler is the HTTP surface: REST API plus webhook gateway.
+func (a *App) Handler() http.Handler {
+	srv := api.New(api.Options{
+		Store:       a.Store,
+		Temporal:    a.Temporal,
+		Graph:       a.Graph,
+		PublicURL:   a.Config.PublicURL,
+		AdminAPIKey: a.AdminAPIKey,
+		Logger:      a.Log,
+	})
+	gateway.New(gateway.Options{
+		Store:         a.Store,
+		Temporal:      a.Temporal,
+		TaskQueue:     a.Config.TaskQueue,
+		SignalTimeout: a.Config.SignalTimeout,
+		Logger:        a.Log,
+	}).Register(srv.Echo())
+	return srv
+}
+
+// ServeHTTP listens on ln until ctx ends, then drains in-flight requests.
+func (a *App) ServeHTTP(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// ListenAndServe opens the configured address and serves until ctx ends.
+func (a *App) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
+	}
+	a.Log.Info("gateway and REST API listening", "addr", ln.Addr().String(), "public_url", a.Config.PublicURL)
+	return a.ServeHTTP(ctx, ln)
+}
+
+// RunWorker registers the search attributes (waiting for Temporal if it is
+// not up yet) and runs the worker until ctx ends.
+func (a *App) RunWorker(ctx context.Context) error {
+	for {
+		err := worker.EnsureSearchAttributes(ctx, a.Temporal, a.Config.TemporalNamespace, a.Log)
+		if err == nil {
+			break
+		}
+		a.Log.Warn("temporal not ready; retrying", "address", a.Config.TemporalAddress, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	a.Log.Info("worker running", "task_queue", a.Config.TaskQueue, "namespace", a.Config.TemporalNamespace)
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}

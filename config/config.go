@@ -1,0 +1,127 @@
+// Package config reads Parley's configuration from the environment.
+//
+// Every variable has a default that runs Parley on one machine with nothing
+// installed (embedded SQLite in the data folder, a local Temporal dev server).
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Var documents one environment variable; Vars is the table the README shows.
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars lists every environment variable Parley reads, with its default.
+var Vars = []Var{
+	{"PARLEY_DATA_DIR", "./data", "Folder for the embedded database, the dev encryption key and the dev admin API key."},
+	{"PARLEY_DATABASE_URL", "sqlite:<data dir>/parley.db", "postgres://user:pass@host:5432/db (pgx) or sqlite:<path> (embedded)."},
+	{"PARLEY_TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port."},
+	{"PARLEY_TEMPORAL_NAMESPACE", "default", "Temporal namespace."},
+	{"PARLEY_TASK_QUEUE", "parley", "Temporal task queue of the conversation workflows."},
+	{"PARLEY_HTTP_ADDR", "127.0.0.1:8080", "Listen address of the gateway and REST API."},
+	{"PARLEY_PUBLIC_URL", "http://127.0.0.1:8080", "Public base URL (HTTPS in production): callback URLs are built from it."},
+	{"PARLEY_ENCRYPTION_KEY", "(generated into <data dir>/encryption.key, with a warning)", "32-byte key, base64 or hex, for secrets at rest (AES-256-GCM)."},
+	{"PARLEY_ADMIN_API_KEY", "(generated into <data dir>/admin-api-key)", "Bootstrap API key with the admin role."},
+	{"PARLEY_GRAPH_API_URL", "https://graph.facebook.com", "Graph API base URL (make dev points it at the simulated Messenger)."},
+	{"PARLEY_GRAPH_API_VERSION", "v25.0", "Graph API version."},
+	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
+	{"PARLEY_LOG_LEVEL", "info", "debug, info, warn or error."},
+	{"PARLEY_LOG_FORMAT", "text", "text or json."},
+	{"PARLEY_TEMPORAL_CLI", "./bin/temporal", "make dev and the tests: the Temporal CLI that runs the dev server."},
+	{"PARLEY_SIM_URL", "http://127.0.0.1:8090", "parley sim: the simulated Messenger's control API."},
+}
+
+// Config is Parley's runtime configuration.
+type Config struct {
+	DataDir           string
+	DatabaseURL       string
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+	HTTPAddr          string
+	PublicURL         string
+	EncryptionKey     string
+	AdminAPIKey       string
+	GraphAPIURL       string
+	GraphAPIVersion   string
+	SignalTimeout     time.Duration
+	LogLevel          string
+	LogFormat         string
+	TemporalCLI       string
+	SimURL            string
+}
+
+// FromEnv reads the configuration; lookup is os.LookupEnv in production.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c := Config{
+		DataDir:           get("PARLEY_DATA_DIR", "./data"),
+		TemporalAddress:   get("PARLEY_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: get("PARLEY_TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:         get("PARLEY_TASK_QUEUE", "parley"),
+		HTTPAddr:          get("PARLEY_HTTP_ADDR", "127.0.0.1:8080"),
+		EncryptionKey:     get("PARLEY_ENCRYPTION_KEY", ""),
+		AdminAPIKey:       get("PARLEY_ADMIN_API_KEY", ""),
+		GraphAPIURL:       strings.TrimRight(get("PARLEY_GRAPH_API_URL", "https://graph.facebook.com"), "/"),
+		GraphAPIVersion:   get("PARLEY_GRAPH_API_VERSION", "v25.0"),
+		LogLevel:          get("PARLEY_LOG_LEVEL", "info"),
+		LogFormat:         get("PARLEY_LOG_FORMAT", "text"),
+		TemporalCLI:       get("PARLEY_TEMPORAL_CLI", "./bin/temporal"),
+		SimURL:            strings.TrimRight(get("PARLEY_SIM_URL", "http://127.0.0.1:8090"), "/"),
+	}
+	c.DatabaseURL = get("PARLEY_DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "parley.db"))
+	c.PublicURL = strings.TrimRight(get("PARLEY_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
+
+	var err error
+	if c.SignalTimeout, err = time.ParseDuration(get("PARLEY_SIGNAL_TIMEOUT", "5s")); err != nil || c.SignalTimeout <= 0 {
+		return Config{}, fmt.Errorf("PARLEY_SIGNAL_TIMEOUT: want a positive duration such as 5s, got %q", get("PARLEY_SIGNAL_TIMEOUT", ""))
+	}
+	for name, raw := range map[string]string{"PARLEY_PUBLIC_URL": c.PublicURL, "PARLEY_GRAPH_API_URL": c.GraphAPIURL, "PARLEY_SIM_URL": c.SimURL} {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, fmt.Errorf("%s: want an absolute http(s) URL, got %q", name, raw)
+		}
+	}
+	if !strings.HasPrefix(c.GraphAPIVersion, "v") {
+		return Config{}, fmt.Errorf("PARLEY_GRAPH_API_VERSION: want a version such as v25.0, got %q", c.GraphAPIVersion)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return Config{}, err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return Config{}, fmt.Errorf("PARLEY_LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	}
+	return c, nil
+}
+
+// ParseLogLevel maps PARLEY_LOG_LEVEL to a slog level.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("PARLEY_LOG_LEVEL: want debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+// Logger builds the process logger.
+func (c Config) Logger() *slog.Logger {
+	level, _ := ParseLogLevel(c.LogLevel) // validated by FromEnv
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,258 @@
+// Package gateway is Parley's Messenger webhook endpoint. It verifies what
+// Meta sends, turns each customer's events into one signal of that customer's
+// conversation workflow (SignalWithStart), and answers 200 only once Temporal
+// has accepted every event, so that Meta retries whatever was not.
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
+
+	"parley/apierror"
+	"parley/messenger"
+	"parley/store"
+	"parley/workflows"
+)
+
+// MaxBodyBytes caps a webhook POST; Meta's batches are far smaller.
+const MaxBodyBytes = 1 << 20
+
+// Options configure the gateway.
+type Options struct {
+	Store     *store.Store
+	Temporal  client.Client
+	TaskQueue string
+	// SignalTimeout bounds how long one POST waits for Temporal before 503.
+	SignalTimeout time.Duration
+	Logger        *slog.Logger
+	// Now is time.Now outside tests.
+	Now func() time.Time
+}
+
+// Gateway serves /webhooks/facebook/{key}.
+type Gateway struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	touched map[string]time.Time // page id -> last LastWebhookAt write
+}
+
+// New builds a Gateway.
+func New(opts Options) *Gateway {
+	if opts.SignalTimeout <= 0 {
+		opts.SignalTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Gateway{opts: opts, log: opts.Logger.With("component", "gateway"), touched: map[string]time.Time{}}
+}
+
+// Register mounts the webhook routes.
+func (g *Gateway) Register(e *echo.Echo) {
+	e.GET("/webhooks/facebook/:key", g.verify)
+	e.POST("/webhooks/facebook/:key", g.receive)
+}
+
+// page resolves the callback key; deleted pages answer 404 from then on.
+func (g *Gateway) page(c echo.Context) (store.Page, error) {
+	p, err := g.opts.Store.PageByCallbackKey(c.Request().Context(), c.Param("key"))
+	if errors.Is(err, store.ErrNotFound) {
+		return p, apierror.New(http.StatusNotFound, "not_found", "no page has this callback URL")
+	}
+	if err != nil {
+		return p, apierror.Internal(fmt.Errorf("page by callback key: %w", err))
+	}
+	return p, nil
+}
+
+// verify answers Meta's verification handshake.
+func (g *Gateway) verify(c echo.Context) error {
+	p, err := g.page(c)
+	if err != nil {
+		return err
+	}
+	q := c.Request().URL.Query()
+	mode, token, challenge := q.Get("hub.mode"), q.Get("hub.verify_token"), q.Get("hub.challenge")
+	if mode != "subscribe" || p.VerifyToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(p.VerifyToken)) != 1 {
+		g.log.WarnContext(c.Request().Context(), "webhook verification refused", "page", p.ID, "facebook_page_id", p.PageID, "mode", mode)
+		return apierror.New(http.StatusForbidden, "verification_failed", "hub.mode must be subscribe and hub.verify_token must match the page's verify token")
+	}
+	if err := g.opts.Store.MarkWebhookVerified(c.Request().Context(), p.ID, g.opts.Now().UTC()); err != nil {
+		return apierror.Internal(fmt.Errorf("mark webhook verified: %w", err))
+	}
+	g.log.InfoContext(c.Request().Context(), "webhook verified", "page", p.ID, "facebook_page_id", p.PageID)
+	return c.String(http.StatusOK, challenge)
+}
+
+// receive handles one webhook POST.
+func (g *Gateway) receive(c echo.Context) error {
+	ctx := c.Request().Context()
+	p, err := g.page(c)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apierror.New(http.StatusRequestEntityTooLarge, "payload_too_large", "webhook body exceeds %d bytes", MaxBodyBytes)
+		}
+		return apierror.New(http.StatusBadRequest, "bad_request", "could not read the body")
+	}
+	secret, err := g.opts.Store.AccountAppSecret(ctx, p.AccountID)
+	if err != nil {
+		return apierror.Internal(fmt.Errorf("app secret of account %s: %w", p.AccountID, err))
+	}
+	h := c.Request().Header
+	if err := messenger.VerifySignature(body, h.Get("X-Hub-Signature-256"), h.Get("X-Hub-Signature"), secret); err != nil {
+		g.log.WarnContext(ctx, "webhook signature refused", "page", p.ID, "err", err)
+		return apierror.New(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body signed with the app secret")
+	}
+	n, err := messenger.ParseWebhook(body)
+	if err != nil {
+		return apierror.New(http.StatusBadRequest, "malformed_webhook", "%v", err)
+	}
+	if n.Object != "page" {
+		// Not a Messenger page event (e.g. an Instagram subscription on the same app):
+		// acknowledged so that Meta does not retry it forever.
+		g.log.WarnContext(ctx, "webhook for an object Parley does not handle", "page", p.ID, "object", n.Object)
+		return c.String(http.StatusOK, "EVENT_RECEIVED")
+	}
+	groups, err := g.group(ctx, p, n)
+	if err != nil {
+		return err
+	}
+	if err := g.signal(ctx, groups); err != nil {
+		g.log.ErrorContext(ctx, "webhook not accepted by Temporal; Meta will retry", "page", p.ID, "err", err)
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable", Message: "the events could not be durably accepted; retry later", Err: err}
+	}
+	g.touch(ctx, p)
+	return c.String(http.StatusOK, "EVENT_RECEIVED")
+}
+
+// customerEvents are one customer's events of one POST, in Meta's order.
+type customerEvents struct {
+	page   store.Page
+	psid   string
+	events []messenger.Event
+}
+
+// group sorts events by (page, customer), keeping their order. Events of a
+// page that Parley does not manage in this account are logged and dropped.
+func (g *Gateway) group(ctx context.Context, callbackPage store.Page, n *messenger.Notification) ([]*customerEvents, error) {
+	pages := map[string]*store.Page{callbackPage.PageID: &callbackPage}
+	index := map[string]*customerEvents{}
+	var groups []*customerEvents
+	for _, entry := range n.Entries {
+		p, ok := pages[entry.PageID]
+		if !ok {
+			found, err := g.opts.Store.PageByFacebookID(ctx, callbackPage.AccountID, entry.PageID)
+			switch {
+			case errors.Is(err, store.ErrNotFound) || (err == nil && found.CallbackKey == ""):
+				p = nil
+			case err != nil:
+				return nil, apierror.Internal(fmt.Errorf("page %s of account %s: %w", entry.PageID, callbackPage.AccountID, err))
+			default:
+				p = &found
+			}
+			pages[entry.PageID] = p
+		}
+		if p == nil {
+			g.log.WarnContext(ctx, "events for a page Parley does not manage; acknowledged and dropped",
+				"callback_page", callbackPage.ID, "facebook_page_id", entry.PageID, "events", len(entry.Events))
+			continue
+		}
+		for _, e := range entry.Events {
+			if e.PSID == "" {
+				g.log.WarnContext(ctx, "event without a customer id dropped", "facebook_page_id", entry.PageID, "kind", e.Kind)
+				continue
+			}
+			k := p.PageID + "/" + e.PSID
+			ce, ok := index[k]
+			if !ok {
+				ce = &customerEvents{page: *p, psid: e.PSID}
+				index[k] = ce
+				groups = append(groups, ce)
+			}
+			ce.events = append(ce.events, e)
+		}
+	}
+	return groups, nil
+}
+
+// signal delivers each customer's events with SignalWithStart, customers in
+// parallel, and fails unless Temporal accepted all of them.
+func (g *Gateway) signal(ctx context.Context, groups []*customerEvents) error {
+	ctx, cancel := context.WithTimeout(ctx, g.opts.SignalTimeout)
+	defer cancel()
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(16)
+	for _, ce := range groups {
+		eg.Go(func() error {
+			id := workflows.ConversationWorkflowID(ce.page.PageID, ce.psid)
+			opts := client.StartWorkflowOptions{
+				ID:        id,
+				TaskQueue: g.opts.TaskQueue,
+				// A closed conversation is followed by a new one for the same customer.
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				StaticSummary:            workflows.ConversationSummary(ce.page.Name, ce.page.PageID, ce.psid),
+				TypedSearchAttributes: temporal.NewSearchAttributes(
+					workflows.SearchAttrPageID.ValueSet(ce.page.PageID),
+					workflows.SearchAttrPSID.ValueSet(ce.psid),
+					workflows.SearchAttrState.ValueSet(workflows.StateOpen),
+				),
+			}
+			in := workflows.ConversationInput{
+				PageRef:        ce.page.ID,
+				AccountID:      ce.page.AccountID,
+				FacebookPageID: ce.page.PageID,
+				PageName:       ce.page.Name,
+				PSID:           ce.psid,
+			}
+			_, err := g.opts.Temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalMessengerEvents,
+				workflows.MessengerEventsSignal{Events: ce.events}, opts, workflows.ConversationWorkflowName, in)
+			if err != nil {
+				return fmt.Errorf("signal %s (%d events): %w", id, len(ce.events), err)
+			}
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// touch records that webhooks arrive, at most once a minute per page.
+func (g *Gateway) touch(ctx context.Context, p store.Page) {
+	now := g.opts.Now().UTC()
+	g.mu.Lock()
+	last := g.touched[p.ID]
+	due := now.Sub(last) >= time.Minute
+	if due {
+		g.touched[p.ID] = now
+	}
+	g.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := g.opts.Store.TouchWebhook(ctx, p.ID, now); err != nil {
+		g.log.WarnContext(ctx, "record last webhook time", "page", p.ID, "err", err)
+	}
+}

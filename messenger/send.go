@@ -1,0 +1,265 @@
+package messenger
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Values of SendRequest fields.
+const (
+	MessagingTypeResponse   = "RESPONSE"
+	MessagingTypeUpdate     = "UPDATE"
+	MessagingTypeMessageTag = "MESSAGE_TAG"
+
+	// TagHumanAgent is the only tag Parley sends: the others were retired
+	// and fail with error 100.
+	TagHumanAgent = "HUMAN_AGENT"
+
+	SenderActionMarkSeen  = "mark_seen"
+	SenderActionTypingOn  = "typing_on"
+	SenderActionTypingOff = "typing_off"
+
+	AttachmentImage = "image"
+	AttachmentAudio = "audio"
+	AttachmentVideo = "video"
+	AttachmentFile  = "file"
+
+	// MaxTextLength is the longest text Meta accepts in one message, in
+	// characters (counted here as runes).
+	MaxTextLength = 2000
+)
+
+// SendRequest is the body of POST /{version}/{page-id}/messages. Either
+// Message or SenderAction is set, never both.
+type SendRequest struct {
+	Recipient     Recipient   `json:"recipient"`
+	MessagingType string      `json:"messaging_type,omitempty"`
+	Tag           string      `json:"tag,omitempty"`
+	Message       *OutMessage `json:"message,omitempty"`
+	SenderAction  string      `json:"sender_action,omitempty"`
+}
+
+// Recipient names the customer by PSID.
+type Recipient struct {
+	ID string `json:"id"`
+}
+
+// OutMessage is a message the page sends: text or one attachment, with
+// optional quick replies and metadata (which comes back on the echo).
+type OutMessage struct {
+	Text         string         `json:"text,omitempty"`
+	Attachment   *OutAttachment `json:"attachment,omitempty"`
+	QuickReplies []QuickReply   `json:"quick_replies,omitempty"`
+	Metadata     string         `json:"metadata,omitempty"`
+}
+
+// OutAttachment is an attachment by URL or by a previously uploaded
+// attachment_id.
+type OutAttachment struct {
+	Type    string            `json:"type"`
+	Payload AttachmentPayload `json:"payload"`
+}
+
+// AttachmentPayload holds either URL (with IsReusable) or AttachmentID.
+type AttachmentPayload struct {
+	URL          string `json:"url,omitempty"`
+	IsReusable   bool   `json:"is_reusable,omitempty"`
+	AttachmentID string `json:"attachment_id,omitempty"`
+}
+
+// QuickReply is one quick-reply button.
+type QuickReply struct {
+	ContentType string `json:"content_type"`
+	Title       string `json:"title,omitempty"`
+	Payload     string `json:"payload,omitempty"`
+}
+
+// SendResponse is Meta's answer to a send. MessageID is empty for sender actions.
+type SendResponse struct {
+	RecipientID string `json:"recipient_id"`
+	MessageID   string `json:"message_id"`
+}
+
+// Send calls the Send API: POST /{version}/{page-id}/messages with req as
+// the JSON body. Requests Meta is known to reject (no recipient, a message
+// together with a sender action, a tag other than HUMAN_AGENT or without
+// MESSAGE_TAG) fail locally with ErrInvalidRequest. A refusal by Meta is a
+// *GraphError; see its Class.
+func (c *Client) Send(ctx context.Context, auth PageAuth, req SendRequest) (SendResponse, error) {
+	if err := auth.check(); err != nil {
+		return SendResponse{}, err
+	}
+	seg, err := segment("page id", auth.PageID)
+	if err != nil {
+		return SendResponse{}, err
+	}
+	if err := req.validate(); err != nil {
+		return SendResponse{}, err
+	}
+	var resp SendResponse
+	if err := c.do(ctx, http.MethodPost, "/"+seg+"/messages", auth.query(), req, auth.secrets(), &resp); err != nil {
+		return SendResponse{}, err
+	}
+	return resp, nil
+}
+
+func (r SendRequest) validate() error {
+	switch {
+	case r.Recipient.ID == "":
+		return fmt.Errorf("%w: no recipient id", ErrInvalidRequest)
+	case r.Message == nil && r.SenderAction == "":
+		return fmt.Errorf("%w: neither a message nor a sender action", ErrInvalidRequest)
+	case r.Message != nil && r.SenderAction != "":
+		return fmt.Errorf("%w: a sender action is sent alone, without a message", ErrInvalidRequest)
+	case r.Tag != "" && r.Tag != TagHumanAgent:
+		return fmt.Errorf("%w: tag %q is not sent (only %s)", ErrInvalidRequest, r.Tag, TagHumanAgent)
+	case r.Tag != "" && r.MessagingType != MessagingTypeMessageTag:
+		return fmt.Errorf("%w: a tag needs messaging_type %s", ErrInvalidRequest, MessagingTypeMessageTag)
+	case r.MessagingType == MessagingTypeMessageTag && r.Tag == "":
+		return fmt.Errorf("%w: messaging_type %s needs a tag", ErrInvalidRequest, MessagingTypeMessageTag)
+	}
+	return nil
+}
+
+// SplitText splits text into chunks of at most max runes (max <= 0 means
+// MaxTextLength), breaking preferably between paragraphs, then lines, then
+// sentences, then words, and only as a last resort inside a word (never
+// inside a rune, and not before a combining mark, a variation selector or
+// inside a ZWJ emoji sequence or flag when avoidable). Order is kept. The
+// whitespace at a break is dropped and no chunk is empty or blank; text that
+// fits is returned unchanged.
+func SplitText(text string, max int) []string {
+	if max <= 0 {
+		max = MaxTextLength
+	}
+	var chunks []string
+	rest := text
+	for rest != "" {
+		cut, fits := runePrefix(rest, max)
+		if fits {
+			if strings.TrimSpace(rest) != "" {
+				chunks = append(chunks, rest)
+			}
+			break
+		}
+		end, next := breakPoint(rest, cut)
+		if chunk := strings.TrimRightFunc(rest[:end], unicode.IsSpace); strings.TrimSpace(chunk) != "" {
+			chunks = append(chunks, chunk)
+		}
+		rest = strings.TrimLeftFunc(rest[next:], unicode.IsSpace)
+	}
+	return chunks
+}
+
+// runePrefix returns the byte length of the first max runes of s, and whether
+// s has no more than max runes. Invalid bytes count as one rune each and are
+// kept as they are.
+func runePrefix(s string, max int) (int, bool) {
+	i := 0
+	for n := 0; n < max; n++ {
+		if i >= len(s) {
+			return len(s), true
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return i, i >= len(s)
+}
+
+// breakPoint picks where to end the chunk that starts rest and may use
+// rest[:cut]: the chunk is rest[:end], the remainder starts at rest[next:].
+// A separator may start at cut (just past the window) since it is dropped.
+func breakPoint(rest string, cut int) (end, next int) {
+	usable := func(i int) bool { return i > 0 && strings.TrimSpace(rest[:i]) != "" }
+	// Paragraph, then line: the separator may begin right at cut.
+	for _, sep := range []string{"\n\n", "\n"} {
+		lim := min(len(rest), cut+len(sep))
+		if i := strings.LastIndex(rest[:lim], sep); usable(i) {
+			return i, i + len(sep)
+		}
+	}
+	// Sentence: after . ! ? … followed by whitespace, or after CJK 。！？.
+	sentence := -1
+	for i := 0; i < cut; {
+		r, size := utf8.DecodeRuneInString(rest[i:])
+		after := i + size
+		i = after
+		switch r {
+		case '.', '!', '?', '…':
+			if nr, _ := utf8.DecodeRuneInString(rest[after:]); after < len(rest) && unicode.IsSpace(nr) {
+				sentence = after
+			}
+		case '。', '！', '？':
+			sentence = after
+		}
+	}
+	if usable(sentence) {
+		return sentence, sentence
+	}
+	// Word: the last whitespace at or before cut.
+	space := -1
+	for i, r := range rest[:min(len(rest), cut+utf8.UTFMax)] {
+		if i > cut {
+			break
+		}
+		if unicode.IsSpace(r) {
+			space = i
+		}
+	}
+	if usable(space) {
+		_, size := utf8.DecodeRuneInString(rest[space:])
+		return space, space + size
+	}
+	c := hardCut(rest, cut)
+	return c, c
+}
+
+// hardCut moves cut back so as not to separate a base character from what
+// modifies it, unless that would leave nothing.
+func hardCut(s string, cut int) int {
+	c := cut
+	for c > 0 && c < len(s) {
+		prev, psize := utf8.DecodeLastRuneInString(s[:c])
+		next, _ := utf8.DecodeRuneInString(s[c:])
+		if prev == zwj || extends(next) || (isRegional(prev) && isRegional(next) && regionalRun(s[:c])%2 == 1) {
+			c -= psize
+			continue
+		}
+		break
+	}
+	if c == 0 {
+		return cut
+	}
+	return c
+}
+
+const zwj = '\u200d'
+
+// extends reports runes that attach to the one before them.
+func extends(r rune) bool {
+	return r == zwj ||
+		unicode.In(r, unicode.Mn, unicode.Me) ||
+		(r >= 0xFE00 && r <= 0xFE0F) || // variation selectors
+		(r >= 0x1F3FB && r <= 0x1F3FF) || // skin tones
+		(r >= 0xE0020 && r <= 0xE007F) // emoji tag sequences
+}
+
+func isRegional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
+
+// regionalRun counts the regional indicators that end s: flags are pairs.
+func regionalRun(s string) int {
+	n := 0
+	for s != "" {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if !isRegional(r) {
+			break
+		}
+		n++
+		s = s[:len(s)-size]
+	}
+	return n
+}

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Message is one line of a conversation's transcript.
+type Message struct {
+	ID             string
+	ConversationID string
+	Seq            int64  // order assigned by the workflow, strictly increasing per conversation
+	Direction      string // "in" (from the customer) | "out" (from the page, an agent or the system)
+	Sender         string // "customer" | "page" (echo of a message sent outside Parley) | "agent" | "system"
+	Kind           string // message | postback | reaction | message_edit | referral | delivery | read | optin | unknown
+	MID            string
+	// DedupeKey is unique per (FacebookPageID, PSID), so that Meta's
+	// retries are recorded once. "" disables deduplication.
+	DedupeKey      string
+	FacebookPageID string
+	PSID           string
+	Text           string
+	Attachments    json.RawMessage // JSON array, or nil
+	Payload        json.RawMessage // the raw event JSON, or nil
+	Status         string          // in: received; out: pending | sent | delivered | read | failed
+	ErrorCode      int
+	ErrorSubcode   int
+	ErrorReason    string
+	AgentID        string
+	SentAt         time.Time // Meta's event time, or our send time
+	CreatedAt      time.Time
+}
+
+// Message directions, senders and statuses.
+const (
+	DirectionIn  = "in"
+	DirectionOut = "out"
+
+	SenderCustomer = "customer"
+	SenderPage     = "page"
+	SenderAgent    = "agent"
+	SenderSystem   = "system"
+
+	StatusReceived  = "received"
+	StatusPending   = "pending"
+	StatusSent      = "sent"
+	StatusDelivered = "delivered"
+	StatusRead      = "read"
+	StatusFailed    = "failed"
+
+	KindUnknown = "unknown"
+)
+
+var (
+	directions = []string{DirectionIn, DirectionOut}
+	senders    = []string{SenderCustomer, SenderPage, SenderAgent, SenderSystem}
+	statuses   = []string{StatusReceived, StatusPending, StatusSent, StatusDelivered, StatusRead, StatusFailed}
+)
+
+const (
+	defaultMessageLimit = 100
+	maxMessageLimit     = 1000
+)
+
+type messageRow struct {
+	ID             string         `db:"id"`
+	ConversationID string         `db:"conversation_id"`
+	Seq            int64          `db:"seq"`
+	Direction      string         `db:"direction"`
+	Sender         string         `db:"sender"`
+	Kind           string         `db:"kind"`
+	MID            string         `db:"mid"`
+	DedupeKey      sql.NullString `db:"dedupe_key"`
+	FacebookPageID string         `db:"facebook_page_id"`
+	PSID           string         `db:"psid"`
+	Text           string         `db:"text"`
+	Attachments    sql.NullString `db:"attachments"`
+	Payload        sql.NullString `db:"payload"`
+	Status         string         `db:"status"`
+	ErrorCode      int            `db:"error_code"`
+	ErrorSubcode   int            `db:"error_subcode"`
+	ErrorReason    string         `db:"error_reason"`
+	AgentID        string         `db:"agent_id"`
+	SentAt         time.Time      `db:"sent_at"`
+	CreatedAt      time.Time      `db:"created_at"`
+}
+
+const messageColumns = `id, conversation_id, seq, direction, sender, kind, mid, dedupe_key, facebook_page_id, psid,
+	text, attachments, payload, status, error_code, error_subcode, error_reason, agent_id, sent_at, created_at`
+
+func (r messageRow) message() Message {
+	return Message{
+		ID:             r.ID,
+		ConversationID: r.ConversationID,
+		Seq:            r.Seq,
+		Direction:      r.Direction,
+		Sender:         r.Sender,
+		Kind:           r.Kind,
+		MID:            r.MID,
+		DedupeKey:      r.DedupeKey.String,
+		FacebookPageID: r.FacebookPageID,
+		PSID:           r.PSID,
+		Text:           r.Text,
+		Attachments:    rawJSON(r.Attachments),
+		Payload:        rawJSON(r.Payload),
+		Status:         r.Status,
+		ErrorCode:      r.ErrorCode,
+		ErrorSubcode:   r.ErrorSubcode,
+		ErrorReason:    r.ErrorReason,
+		AgentID:        r.AgentID,
+		SentAt:         r.SentAt.UTC(),
+		CreatedAt:      r.CreatedAt.UTC(),
+	}
+}
+
+func rawJSON(s sql.NullString) json.RawMessage {
+	if !s.Valid {
+		return nil
+	}
+	return json.RawMessage(s.String)
+}
+
+// jsonColumn stores JSON as TEXT, nil or empty as NULL.
+func jsonColumn(field string, v json.RawMessage) (sql.NullString, error) {
+	if len(v) == 0 {
+		return sql.NullString{}, nil
+	}
+	if !json.Valid(v) {
+		return sql.NullString{}, invalidf("%s is not valid JSON", field)
+	}
+	return sql.NullString{String: string(v), Valid: true}, nil
+}
+
+// messageRowOf validates m and fills defaults: a new ID if empty, status
+// received (in) or pending (out), kind unknown, SentAt now.
+func (s *Store) messageRowOf(m Message, now time.Time) (messageRow, error) {
+	if m.ConversationID == "" || m.FacebookPageID == "" || m.PSID == "" {
+		return messageRow{}, invalidf("message %q: conversation id, Facebook page id and PSID are required", m.ID)
+	}
+	if !slices.Contains(directions, m.Direction) {
+		return messageRow{}, invalidf("message %q: direction %q", m.ID, m.Direction)
+	}
+	if !slices.Contains(senders, m.Sender) {
+		return messageRow{}, invalidf("message %q: sender %q", m.ID, m.Sender)
+	}
+	if m.Status == "" {
+		m.Status = StatusReceived
+		if m.Direction == DirectionOut {
+			m.Status = StatusPending
+		}
+	}
+	if !slices.Contains(statuses, m.Status) {
+		return messageRow{}, invalidf("message %q: status %q", m.ID, m.Status)
+	}
+	if m.Kind == "" {
+		m.Kind = KindUnknown
+	}
+	if m.ID == "" {
+		id, err := newID()
+		if err != nil {
+			return messageRow{}, err
+		}
+		m.ID = id
+	}
+	if m.SentAt.IsZero() {
+		m.SentAt = now
+	}
+	attachments, err := jsonColumn("attachments", m.Attachments)
+	if err != nil {
+		return messageRow{}, err
+	}
+	payload, err := jsonColumn("payload", m.Payload)
+	if err != nil {
+		return messageRow{}, err
+	}
+	return messageRow{
+		ID:             m.ID,
+		ConversationID: m.ConversationID,
+		Seq:            m.Seq,
+		Direction:      m.Direction,
+		Sender:         m.Sender,
+		Kind:           m.Kind,
+		MID:            m.MID,
+		DedupeKey:      nullString(m.DedupeKey),
+		FacebookPageID: m.FacebookPageID,
+		PSID:           m.PSID,
+		Text:           m.Text,
+		Attachments:    attachments,
+		Payload:        payload,
+		Status:         m.Status,
+		ErrorCode:      m.ErrorCode,
+		ErrorSubcode:   m.ErrorSubcode,
+		ErrorReason:    m.ErrorReason,
+		AgentID:        m.AgentID,
+		SentAt:         utc(m.SentAt),
+		CreatedAt:      now,
+	}, nil
+}
+
+// InsertMessages inserts messages in one transaction. Rows that already
+// exist (same dedupe key for the customer, or same id or conversation seq:
+// a retried activity) are skipped. It returns the ids actually inserted,
+// in input order; ids left empty in msgs are generated.
+func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []string, err error) {
+	defer wrap(&err, "store.InsertMessages")
+	now := s.clock()
+	rows := make([]messageRow, len(msgs))
+	for i, m := range msgs {
+		if rows[i], err = s.messageRowOf(m, now); err != nil {
+			return nil, err
+		}
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, r := range rows {
+			var id string
+			err := get(ctx, tx, &id, `
+				INSERT INTO messages (id, conversation_id, seq, direction, sender, kind, mid, dedupe_key,
+					facebook_page_id, psid, text, attachments, payload, status, error_code, error_subcode,
+					error_reason, agent_id, sent_at, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING
+				RETURNING id`,
+				r.ID, r.ConversationID, r.Seq, r.Direction, r.Sender, r.Kind, r.MID, r.DedupeKey,
+				r.FacebookPageID, r.PSID, r.Text, r.Attachments, r.Payload, r.Status, r.ErrorCode, r.ErrorSubcode,
+				r.ErrorReason, r.AgentID, s.timestamp(r.SentAt), s.timestamp(r.CreatedAt))
+			switch {
+			case errors.Is(err, ErrNotFound):
+				// Skipped: already recorded.
+			case isForeignKeyViolation(err):
+				return fmt.Errorf("message %s: conversation %s: %w", r.ID, r.ConversationID, ErrNotFound)
+			case err != nil:
+				return fmt.Errorf("message %s: %w", r.ID, err)
+			default:
+				inserted = append(inserted, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inserted, nil
+}
+
+// ListMessages returns a conversation's messages with seq > afterSeq, by
+// seq. limit defaults to 100 and is at most 1000.
+func (s *Store) ListMessages(ctx context.Context, conversationID string, afterSeq int64, limit int) (_ []Message, err error) {
+	defer wrap(&err, "store.ListMessages(%q, %d)", conversationID, afterSeq)
+	if limit <= 0 {
+		limit = defaultMessageLimit
+	}
+	limit = min(limit, maxMessageLimit)
+	var rows []messageRow
+	if err := list(ctx, s.db, &rows, `
+		SELECT `+messageColumns+` FROM messages
+		WHERE conversation_id = ? AND seq > ?
+		ORDER BY seq LIMIT ?`, conversationID, afterSeq, limit); err != nil {
+		return nil, err
+	}
+	out := make([]Message, len(rows))
+	for i, r := range rows {
+		out[i] = r.message()
+	}
+	return out, nil
+}
+
+// UpdateMessageStatus sets a message's status and error (zero values for
+// none), typically the outcome of sending it.
+func (s *Store) UpdateMessageStatus(ctx context.Context, id, status string, code, subcode int, reason string) (err error) {
+	defer wrap(&err, "store.UpdateMessageStatus(%q, %q)", id, status)
+	if !slices.Contains(statuses, status) {
+		return invalidf("status %q", status)
+	}
+	return execOne(ctx, s.db, `
+		UPDATE messages SET status = ?, error_code = ?, error_subcode = ?, error_reason = ?
+		WHERE id = ?`, status, code, subcode, reason, id)
+}
+
+// ApplyWatermark applies a delivery or read watermark from Meta to the
+// customer's outbound messages sent at or before it: sent becomes
+// delivered; sent and delivered become read. Pending and failed messages
+// are left alone, and read never goes back to delivered. It returns the
+// number of messages changed.
+func (s *Store) ApplyWatermark(ctx context.Context, fbPageID, psid, status string, watermark time.Time) (_ int, err error) {
+	defer wrap(&err, "store.ApplyWatermark(%q, %q, %q)", fbPageID, psid, status)
+	var from []any
+	switch status {
+	case StatusDelivered:
+		from = []any{StatusSent}
+	case StatusRead:
+		from = []any{StatusSent, StatusDelivered}
+	default:
+		return 0, invalidf("watermark status %q: want delivered or read", status)
+	}
+	args := append([]any{status, fbPageID, psid, DirectionOut, s.timestamp(watermark)}, from...)
+	n, err := exec(ctx, s.db, `
+		UPDATE messages SET status = ?
+		WHERE facebook_page_id = ? AND psid = ? AND direction = ? AND sent_at <= ?
+			AND status IN (`+placeholders(len(from))+`)`, args...)
+	return int(n), err
+}

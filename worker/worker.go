@@ -1,0 +1,105 @@
+// Package worker runs Parley's Temporal worker: the conversation workflows
+// and the activities they call.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"parley/activities"
+	"parley/store"
+	"parley/workflows"
+)
+
+// Deps are what the activities need.
+type Deps struct {
+	Store *store.Store
+}
+
+// Register adds Parley's workflows and activities to a worker (or a test
+// environment, which implements the same registry).
+func Register(r sdkworker.Registry, d Deps) {
+	r.RegisterWorkflowWithOptions(workflows.ConversationWorkflow, workflow.RegisterOptions{Name: workflows.ConversationWorkflowName})
+	conv := &activities.Conversations{Store: d.Store}
+	r.RegisterActivityWithOptions(conv.OpenConversation, activity.RegisterOptions{Name: activities.OpenConversationName})
+	r.RegisterActivityWithOptions(conv.RecordTranscript, activity.RegisterOptions{Name: activities.RecordTranscriptName})
+}
+
+// New builds a worker on taskQueue with everything registered.
+func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	Register(w, d)
+	return w
+}
+
+// EnsureSearchAttributes registers Parley's custom search attributes in the
+// namespace, leaving those that already exist alone.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string, logger *slog.Logger) error {
+	ops := c.OperatorService()
+	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, k := range workflows.SearchAttributes() {
+		t, ok := have.GetCustomAttributes()[k.GetName()]
+		switch {
+		case !ok:
+			missing[k.GetName()] = k.GetValueType()
+		case t != k.GetValueType():
+			return fmt.Errorf("search attribute %s exists with type %s, Parley needs %s", k.GetName(), t, k.GetValueType())
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	names := make([]string, 0, len(missing))
+	for n := range missing {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	logger.Info("registered search attributes", "namespace", namespace, "names", names)
+	return nil
+}
+
+// DevServerFlags are the `temporal server start-dev` flags that register the
+// search attributes up front.
+func DevServerFlags() []string {
+	var args []string
+	for _, k := range workflows.SearchAttributes() {
+		args = append(args, "--search-attribute", k.GetName()+"="+searchAttributeTypeName(k.GetValueType()))
+	}
+	return args
+}
+
+func searchAttributeTypeName(t enumspb.IndexedValueType) string {
+	switch t {
+	case enumspb.INDEXED_VALUE_TYPE_KEYWORD:
+		return "Keyword"
+	case enumspb.INDEXED_VALUE_TYPE_DATETIME:
+		return "Datetime"
+	case enumspb.INDEXED_VALUE_TYPE_TEXT:
+		return "Text"
+	case enumspb.INDEXED_VALUE_TYPE_INT:
+		return "Int"
+	case enumspb.INDEXED_VALUE_TYPE_DOUBLE:
+		return "Double"
+	case enumspb.INDEXED_VALUE_TYPE_BOOL:
+		return "Bool"
+	case enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST:
+		return "KeywordList"
+	}
+	return t.String()
+}
