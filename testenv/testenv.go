@@ -55,6 +55,8 @@ type Env struct {
 	TemporalAddress string
 
 	cli      string
+	cfg      config.Config
+	noWorker bool
 	temporal *testsuite.DevServer
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -136,19 +138,45 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	e.App, err = app.Open(ctx, cfg, quietLogger())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	e.goRun(func() error { return e.App.ServeHTTP(ctx, ln) })
-	if !opts.NoWorker {
-		e.goRun(func() error { return e.App.RunWorker(ctx) })
-	}
+	e.cfg, e.noWorker = cfg, opts.NoWorker
+	e.startParley(ln)
 	t.Cleanup(e.stop)
 	return e
+}
+
+// startParley runs the HTTP server (and the worker) on ln.
+func (e *Env) startParley(ln net.Listener) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	var err error
+	e.App, err = app.Open(ctx, e.cfg, quietLogger())
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	e.goRun(func() error { return e.App.ServeHTTP(ctx, ln) })
+	if !e.noWorker {
+		e.goRun(func() error { return e.App.RunWorker(ctx) })
+	}
+}
+
+func (e *Env) stopParley() {
+	e.cancel()
+	e.wg.Wait()
+	e.App.Close()
+}
+
+// RestartParley stops the gateway, REST API and worker and starts them
+// again on the same address, database and Temporal: a process restart.
+func (e *Env) RestartParley() {
+	e.t.Helper()
+	e.stopParley()
+	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
+	if err != nil {
+		e.t.Fatalf("listen again on %s: %v", e.cfg.HTTPAddr, err)
+	}
+	e.startParley(ln)
 }
 
 func (e *Env) goRun(f func() error) {
@@ -162,9 +190,7 @@ func (e *Env) goRun(f func() error) {
 }
 
 func (e *Env) stop() {
-	e.cancel()
-	e.wg.Wait()
-	e.App.Close()
+	e.stopParley()
 	e.StopTemporal()
 }
 

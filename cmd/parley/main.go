@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"fmt"
 	"os"
 	"os/signal"
@@ -59,6 +60,8 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := cfg.Logger()
+	// Libraries that log through the default logger (migrations) stay structured.
+	slog.SetDefault(log)
 
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "dev":
