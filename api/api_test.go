@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
+	"parley/fakemeta"
 	"parley/testenv"
 )
 
@@ -280,5 +283,48 @@ func TestReadiness(t *testing.T) {
 	}
 	if s, _ := e.DoWithKey("", http.MethodGet, "/api/openapi.yaml", nil); s != http.StatusOK {
 		t.Errorf("openapi document: %d", s)
+	}
+}
+
+func TestDeletingAnAccountStopsWebhooksAndKeepsHistory(t *testing.T) {
+	e := testenv.Start(t, testenv.Options{})
+	acct := e.CreateAccount(appID, appSecret)
+	page := e.CreatePage(acct, pageID, "Acme", token)
+	e.ConnectWebhook(appID, page)
+	if _, err := e.Meta.CustomerSends(t.Context(), pageID, "psid-1", "hello"); err != nil {
+		t.Fatalf("customer message: %v", err)
+	}
+	var list struct {
+		Data []struct {
+			ID           string `json:"id"`
+			MessageCount int    `json:"message_count"`
+		} `json:"data"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(list.Data) == 0 || list.Data[0].MessageCount == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the message never reached a conversation: %+v", list)
+		}
+		time.Sleep(100 * time.Millisecond)
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?page_id="+pageID, nil, &list)
+	}
+
+	e.MustDo(http.StatusNoContent, http.MethodDelete, "/api/v1/accounts/"+acct.ID, nil, nil)
+	if s, _ := e.Do(http.MethodGet, "/api/v1/pages/"+page.ID, nil); s != http.StatusNotFound {
+		t.Errorf("the deleted account's page is still served: %d", s)
+	}
+	_, err := e.Meta.CustomerSends(t.Context(), pageID, "psid-1", "anyone?")
+	var de *fakemeta.DeliveryError
+	if !errors.As(err, &de) || de.Status != http.StatusNotFound {
+		t.Errorf("webhook after the account was deleted: %v, want 404", err)
+	}
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?page_id="+pageID, nil, &list)
+	if len(list.Data) != 1 {
+		t.Fatalf("history lost: %+v", list)
+	}
+	var msgs struct{ Data []struct{ Text string } }
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+list.Data[0].ID+"/messages", nil, &msgs)
+	if len(msgs.Data) != 1 || msgs.Data[0].Text != "hello" {
+		t.Errorf("transcript after deletion = %+v, want the one message", msgs.Data)
 	}
 }

@@ -1,0 +1,53 @@
+package config_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/config"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaultsRunWithNothingInstalled(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "sqlite:data/parley.db" || c.TemporalAddress != "127.0.0.1:7233" || c.GraphAPIVersion != "v25.0" ||
+		c.PublicURL != "http://127.0.0.1:8080" || c.SignalTimeout != 5*time.Second {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestBadValuesAreRefusedByName(t *testing.T) {
+	for name, value := range map[string]string{
+		"PARLEY_SIGNAL_TIMEOUT":    "soon",
+		"PARLEY_PUBLIC_URL":        "parley.example.com",
+		"PARLEY_GRAPH_API_VERSION": "25.0",
+		"PARLEY_LOG_LEVEL":         "loud",
+		"PARLEY_LOG_FORMAT":        "xml",
+	} {
+		_, err := config.FromEnv(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: error %v, want one naming the variable", name, value, err)
+		}
+	}
+}
+
+// The README's configuration table lists every variable Parley reads.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README.md's configuration table lacks %s", v.Name)
+		}
+	}
+}
