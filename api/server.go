@@ -83,6 +83,9 @@ func New(opts Options) *Server {
 	v1.GET("/conversations/:id", s.getConversation, reader)
 	v1.GET("/conversations/:id/messages", s.listMessages, reader)
 
+	s.registerWorkstreams(v1)
+	s.registerAgents(v1)
+
 	v1.POST("/api-keys", s.createAPIKey, admin)
 	v1.GET("/api-keys", s.listAPIKeys, admin)
 	v1.DELETE("/api-keys/:id", s.revokeAPIKey, admin)
