@@ -20,6 +20,7 @@ import (
 const (
 	OpenConversationName = "OpenConversation"
 	RecordTranscriptName = "RecordTranscript"
+	SaveConversationName = "SaveConversation"
 )
 
 // RecordTranscriptInput is the conversation as the workflow knows it, plus the
@@ -36,6 +37,9 @@ type RecordTranscriptInput struct {
 	MessageCount           int               `json:"message_count"`
 	LastCustomerMessageAt  *time.Time        `json:"last_customer_message_at,omitempty"`
 	PreviousConversationID string            `json:"previous_conversation_id,omitempty"`
+	AgentID                string            `json:"agent_id,omitempty"`
+	ClosedAt               *time.Time        `json:"closed_at,omitempty"`
+	ClosedReason           string            `json:"closed_reason,omitempty"`
 	Entries                []TranscriptEntry `json:"entries,omitempty"`
 	Watermarks             []Watermark       `json:"watermarks,omitempty"`
 }
@@ -51,6 +55,14 @@ type TranscriptEntry struct {
 	Text      string          `json:"text,omitempty"`
 	At        time.Time       `json:"at"`
 	Event     messenger.Event `json:"event"`
+	// Outbound messages Parley sends.
+	Status         string `json:"status,omitempty"` // empty: received (in) or sent (echo)
+	MessagingType  string `json:"messaging_type,omitempty"`
+	Tag            string `json:"tag,omitempty"`
+	AgentID        string `json:"agent_id,omitempty"`
+	AttachmentType string `json:"attachment_type,omitempty"`
+	AttachmentURL  string `json:"attachment_url,omitempty"`
+	ErrorReason    string `json:"error_reason,omitempty"`
 }
 
 // Watermark is a delivery or read watermark from Meta.
@@ -88,14 +100,24 @@ func (a *Conversations) OpenConversation(ctx context.Context, in RecordTranscrip
 }
 
 // RecordTranscript stores new transcript entries (Meta's retries are skipped
-// by their dedupe key) and applies delivery and read watermarks.
+// by their dedupe key) and applies delivery and read watermarks. The
+// workstream's customer-attachment setting applies here, when the message
+// arrives: with it off the agent gets no file, but a note saying one came.
 func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscriptInput) error {
 	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
 		return fmt.Errorf("update conversation %s: %w", in.ConversationID, err)
 	}
 	if len(in.Entries) > 0 {
+		customerFiles, err := a.customerAttachmentsAllowed(ctx, in.PageRef, in.Entries)
+		if err != nil {
+			return err
+		}
 		rows := make([]store.Message, 0, len(in.Entries))
 		for _, e := range in.Entries {
+			if e.Direction == "in" && len(e.Event.Attachments) > 0 && !customerFiles {
+				e.Event.Attachments = nil
+				e.ErrorReason = "the customer sent an attachment; attachments from customers are off for this workstream, so it was not kept"
+			}
 			m, err := messageRow(in, e)
 			if err != nil {
 				return err
@@ -118,6 +140,32 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 	return nil
 }
 
+// SaveConversation writes the conversation's state (transitions).
+func (a *Conversations) SaveConversation(ctx context.Context, in RecordTranscriptInput) error {
+	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
+		return fmt.Errorf("save conversation %s: %w", in.ConversationID, err)
+	}
+	return nil
+}
+
+func (a *Conversations) customerAttachmentsAllowed(ctx context.Context, pageRef string, entries []TranscriptEntry) (bool, error) {
+	files := false
+	for _, e := range entries {
+		files = files || (e.Direction == "in" && len(e.Event.Attachments) > 0)
+	}
+	if !files {
+		return true, nil
+	}
+	w, err := a.Store.WorkstreamForPage(ctx, pageRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.DefaultWorkstream().CustomerAttachments, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("workstream of page %s: %w", pageRef, err)
+	}
+	return w.CustomerAttachments, nil
+}
+
 func conversationRow(in RecordTranscriptInput) store.Conversation {
 	return store.Conversation{
 		ID:                     in.ConversationID,
@@ -130,6 +178,9 @@ func conversationRow(in RecordTranscriptInput) store.Conversation {
 		PreviousConversationID: in.PreviousConversationID,
 		MessageCount:           in.MessageCount,
 		LastCustomerMessageAt:  in.LastCustomerMessageAt,
+		AgentID:                in.AgentID,
+		ClosedAt:               in.ClosedAt,
+		ClosedReason:           in.ClosedReason,
 		StartedAt:              in.StartedAt,
 		UpdatedAt:              time.Now().UTC(),
 	}
@@ -139,9 +190,15 @@ func conversationRow(in RecordTranscriptInput) store.Conversation {
 // so a retried activity writes the same rows.
 var messageNamespace = uuid.MustParse("8f5a7d0e-3b1c-4c55-9a61-6f1d2b3c4d5e")
 
+// MessageID is the id of the transcript entry seq of a conversation; the
+// workflow knows it before the row exists (it goes to Meta in metadata).
+func MessageID(conversationID string, seq int64) string {
+	return uuid.NewSHA1(messageNamespace, fmt.Appendf(nil, "%s/%d", conversationID, seq)).String()
+}
+
 func messageRow(in RecordTranscriptInput, e TranscriptEntry) (store.Message, error) {
 	m := store.Message{
-		ID:             uuid.NewSHA1(messageNamespace, fmt.Appendf(nil, "%s/%d", in.ConversationID, e.Seq)).String(),
+		ID:             MessageID(in.ConversationID, e.Seq),
 		ConversationID: in.ConversationID,
 		Seq:            e.Seq,
 		Direction:      e.Direction,
@@ -154,9 +211,23 @@ func messageRow(in RecordTranscriptInput, e TranscriptEntry) (store.Message, err
 		Text:           e.Text,
 		Status:         "received",
 		SentAt:         e.At,
+		MessagingType:  e.MessagingType,
+		Tag:            e.Tag,
+		AgentID:        e.AgentID,
+		ErrorReason:    e.ErrorReason,
 	}
 	if e.Direction == "out" {
 		m.Status = "sent"
+	}
+	if e.Status != "" {
+		m.Status = e.Status
+	}
+	if e.AttachmentURL != "" {
+		b, err := json.Marshal([]messenger.Attachment{{Type: e.AttachmentType, URL: e.AttachmentURL}})
+		if err != nil {
+			return m, fmt.Errorf("encode attachment: %w", err)
+		}
+		m.Attachments = b
 	}
 	if len(e.Event.Attachments) > 0 {
 		b, err := json.Marshal(e.Event.Attachments)

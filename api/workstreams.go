@@ -1,6 +1,353 @@
 package api
 
-import "github.com/labstack/echo/v4"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
 
-// registerWorkstreams mounts /api/v1/workstreams (being written).
-func (s *Server) registerWorkstreams(v1 *echo.Group) {}
+	"github.com/labstack/echo/v4"
+
+	"parley/apierror"
+	"parley/store"
+)
+
+// registerWorkstreams mounts /api/v1/workstreams (admin only).
+func (s *Server) registerWorkstreams(v1 *echo.Group) {
+	admin := requireRole(RoleAdmin)
+	v1.POST("/workstreams", s.createWorkstream, admin)
+	v1.GET("/workstreams", s.listWorkstreams, admin)
+	v1.GET("/workstreams/:id", s.getWorkstream, admin)
+	v1.PATCH("/workstreams/:id", s.updateWorkstream, admin)
+	v1.DELETE("/workstreams/:id", s.deleteWorkstream, admin)
+}
+
+// workstreamJSON is a workstream as the API shows it. Settings are grouped
+// under top-level keys by topic, so that later ones (routing, distribution)
+// arrive as new keys without changing these.
+type workstreamJSON struct {
+	ID             string          `json:"id"`
+	Name           string          `json:"name"`
+	Page           string          `json:"page"`
+	Language       string          `json:"language"`
+	HumanAgentTag  bool            `json:"human_agent_tag"`
+	Attachments    attachmentsJSON `json:"attachments"`
+	AutoClose      autoCloseJSON   `json:"auto_close"`
+	WrapUpDuration string          `json:"wrap_up_duration"`
+	// Every known trigger is listed, configured or not, so that clients
+	// can show them all.
+	AutomatedMessages map[string]store.AutomatedMessage `json:"automated_messages"`
+	CreatedAt         time.Time                         `json:"created_at"`
+	UpdatedAt         time.Time                         `json:"updated_at"`
+}
+
+type attachmentsJSON struct {
+	Customer bool `json:"customer"`
+	Agent    bool `json:"agent"`
+}
+
+type autoCloseJSON struct {
+	Open    string `json:"open"`
+	Active  string `json:"active"`
+	Waiting string `json:"waiting"`
+}
+
+func toWorkstreamJSON(w store.Workstream) workstreamJSON {
+	msgs := map[string]store.AutomatedMessage{}
+	for _, trigger := range store.Triggers() {
+		msgs[trigger] = w.AutomatedMessages[trigger]
+	}
+	return workstreamJSON{
+		ID: w.ID, Name: w.Name, Page: w.PageRef, Language: w.Language, HumanAgentTag: w.HumanAgentTag,
+		Attachments:       attachmentsJSON{Customer: w.CustomerAttachments, Agent: w.AgentAttachments},
+		AutoClose:         autoCloseJSON{Open: w.AutoCloseOpen.String(), Active: w.AutoCloseActive.String(), Waiting: w.AutoCloseWaiting.String()},
+		WrapUpDuration:    w.WrapUpDuration.String(),
+		AutomatedMessages: msgs,
+		CreatedAt:         w.CreatedAt,
+		UpdatedAt:         w.UpdatedAt,
+	}
+}
+
+// workstreamRequest is the body of POST (name and page required, the rest
+// defaulting to store.DefaultWorkstream) and PATCH (any subset but page).
+// Nested objects stay raw here and are decoded by workstreamUpdate, which
+// names their fields by dotted path.
+type workstreamRequest struct {
+	Name              *string         `json:"name"`
+	Page              *string         `json:"page"`
+	Language          *string         `json:"language"`
+	HumanAgentTag     *bool           `json:"human_agent_tag"`
+	Attachments       json.RawMessage `json:"attachments"`
+	AutoClose         json.RawMessage `json:"auto_close"`
+	WrapUpDuration    *string         `json:"wrap_up_duration"`
+	AutomatedMessages json.RawMessage `json:"automated_messages"`
+}
+
+type attachmentsRequest struct {
+	Customer *bool `json:"customer"`
+	Agent    *bool `json:"agent"`
+}
+
+type autoCloseRequest struct {
+	Open    *string `json:"open"`
+	Active  *string `json:"active"`
+	Waiting *string `json:"waiting"`
+}
+
+type automatedMessageRequest struct {
+	Enabled *bool   `json:"enabled"`
+	Text    *string `json:"text"`
+}
+
+// workstreamUpdate validates the settings of req into an update. The
+// automated messages of req are applied field by field to current.
+func (req workstreamRequest) workstreamUpdate(current map[string]store.AutomatedMessage) (store.WorkstreamUpdate, error) {
+	var u store.WorkstreamUpdate
+	if req.Name != nil {
+		if err := required("name", *req.Name, 200); err != nil {
+			return u, err
+		}
+		u.Name = req.Name
+	}
+	if req.Language != nil {
+		lang, ok := store.CanonicalLanguage(*req.Language)
+		if !ok {
+			return u, apierror.InvalidField("language", "must be a language code such as \"en\" or \"fr-CA\", got %q", *req.Language)
+		}
+		u.Language = &lang
+	}
+	u.HumanAgentTag = req.HumanAgentTag
+	if present(req.Attachments) {
+		var a attachmentsRequest
+		if err := decodePart("attachments", req.Attachments, &a); err != nil {
+			return u, err
+		}
+		u.CustomerAttachments, u.AgentAttachments = a.Customer, a.Agent
+	}
+	if present(req.AutoClose) {
+		var a autoCloseRequest
+		if err := decodePart("auto_close", req.AutoClose, &a); err != nil {
+			return u, err
+		}
+		for _, d := range []struct {
+			field string
+			v     *string
+			dst   **time.Duration
+		}{
+			{"auto_close.open", a.Open, &u.AutoCloseOpen},
+			{"auto_close.active", a.Active, &u.AutoCloseActive},
+			{"auto_close.waiting", a.Waiting, &u.AutoCloseWaiting},
+		} {
+			if err := setDuration(d.dst, d.field, d.v); err != nil {
+				return u, err
+			}
+		}
+	}
+	if err := setDuration(&u.WrapUpDuration, "wrap_up_duration", req.WrapUpDuration); err != nil {
+		return u, err
+	}
+	if present(req.AutomatedMessages) {
+		msgs, err := mergeAutomatedMessages(current, req.AutomatedMessages)
+		if err != nil {
+			return u, err
+		}
+		u.AutomatedMessages = &msgs
+	}
+	return u, nil
+}
+
+// setDuration parses an optional Go duration ("720h", "90s"; "0s" for
+// never) into *dst.
+func setDuration(dst **time.Duration, field string, v *string) error {
+	if v == nil {
+		return nil
+	}
+	d, err := time.ParseDuration(*v)
+	switch {
+	case err != nil:
+		return apierror.InvalidField(field, "must be a duration such as \"720h\", \"90m\" or \"0s\", got %q", *v)
+	case d < 0:
+		return apierror.InvalidField(field, "must not be negative, got %q", *v)
+	case d%time.Millisecond != 0:
+		return apierror.InvalidField(field, "must be a whole number of milliseconds, got %q", *v)
+	}
+	*dst = &d
+	return nil
+}
+
+// mergeAutomatedMessages applies the triggers of raw, field by field, to a
+// copy of current, so that {"conversation_ended":{"enabled":false}} keeps
+// the text.
+func mergeAutomatedMessages(current map[string]store.AutomatedMessage, raw json.RawMessage) (map[string]store.AutomatedMessage, error) {
+	var byTrigger map[string]json.RawMessage
+	if err := decodePart("automated_messages", raw, &byTrigger); err != nil {
+		return nil, err
+	}
+	known := store.Triggers()
+	out := maps.Clone(current)
+	if out == nil {
+		out = map[string]store.AutomatedMessage{}
+	}
+	for _, trigger := range slices.Sorted(maps.Keys(byTrigger)) {
+		field := "automated_messages." + trigger
+		if !slices.Contains(known, trigger) {
+			return nil, apierror.InvalidField(field, "unknown trigger; the known triggers are %s", strings.Join(known, ", "))
+		}
+		var req automatedMessageRequest
+		if present(byTrigger[trigger]) {
+			if err := decodePart(field, byTrigger[trigger], &req); err != nil {
+				return nil, err
+			}
+		}
+		m := out[trigger]
+		if req.Enabled != nil {
+			m.Enabled = *req.Enabled
+		}
+		if req.Text != nil {
+			m.Text = *req.Text
+		}
+		if m.Enabled && strings.TrimSpace(m.Text) == "" {
+			return nil, apierror.InvalidField(field+".text", "is required when the message is enabled")
+		}
+		if utf8.RuneCountInString(m.Text) > store.MaxAutomatedMessageText {
+			return nil, apierror.InvalidField(field+".text", "must be at most %d characters (Messenger's limit)", store.MaxAutomatedMessageText)
+		}
+		out[trigger] = m
+	}
+	return out, nil
+}
+
+// present reports whether an optional nested object was sent; null counts
+// as absent, as it does for the other fields.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+// decodePart decodes a nested value of a body that decode already read,
+// as strictly, naming fields by their dotted path from the body's root
+// (encoding/json names unknown nested fields without their parents).
+func decodePart(path string, raw json.RawMessage, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil {
+		return nil
+	}
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		field := path
+		if typ.Field != "" {
+			field += "." + typ.Field
+		}
+		kind := jsonKind(typ.Type.Kind().String())
+		article := "a"
+		if kind == "object" || kind == "array" {
+			article = "an"
+		}
+		return apierror.InvalidField(field, "must be %s %s, not a JSON %s", article, kind, typ.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if unquoted, uerr := strconv.Unquote(name); uerr == nil {
+			name = unquoted
+		}
+		return apierror.InvalidField(path+"."+name, "unknown field")
+	}
+	return apierror.InvalidField(path, "%v", err)
+}
+
+func (s *Server) createWorkstream(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req workstreamRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Name == nil {
+		return apierror.InvalidField("name", "is required")
+	}
+	if req.Page == nil {
+		return apierror.InvalidField("page", "is required: the id of the page (GET /api/v1/pages) whose conversations this workstream handles")
+	}
+	if err := required("page", *req.Page, 200); err != nil {
+		return err
+	}
+	w := store.DefaultWorkstream()
+	u, err := req.workstreamUpdate(w.AutomatedMessages)
+	if err != nil {
+		return err
+	}
+	u.Apply(&w)
+	w.PageRef = *req.Page
+	w, err = s.opts.Store.CreateWorkstream(ctx, w)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The URL names no resource here: the body's page is at fault.
+		return apierror.InvalidField("page", "no page %q (GET /api/v1/pages lists them)", *req.Page)
+	case errors.Is(err, store.ErrConflict):
+		return &apierror.Error{Status: http.StatusConflict, Code: "conflict", Err: err,
+			Message: "page " + strconv.Quote(*req.Page) + " already has a workstream; change it with PATCH, or delete it first"}
+	case err != nil:
+		return storeError(err, "workstream", *req.Name)
+	}
+	s.log.InfoContext(ctx, "workstream created", "workstream", w.ID, "page", w.PageRef)
+	return c.JSON(http.StatusCreated, toWorkstreamJSON(w))
+}
+
+func (s *Server) listWorkstreams(c echo.Context) error {
+	list, err := s.opts.Store.ListWorkstreams(c.Request().Context())
+	if err != nil {
+		return storeError(err, "workstreams", "")
+	}
+	out := make([]workstreamJSON, 0, len(list))
+	for _, w := range list {
+		out = append(out, toWorkstreamJSON(w))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+func (s *Server) getWorkstream(c echo.Context) error {
+	w, err := s.opts.Store.GetWorkstream(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return storeError(err, "workstream", c.Param("id"))
+	}
+	return c.JSON(http.StatusOK, toWorkstreamJSON(w))
+}
+
+func (s *Server) updateWorkstream(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req workstreamRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Page != nil {
+		return apierror.InvalidField("page", "cannot be changed; delete this workstream and create one for the other page")
+	}
+	// The current messages, to merge those of the request into.
+	cur, err := s.opts.Store.GetWorkstream(ctx, c.Param("id"))
+	if err != nil {
+		return storeError(err, "workstream", c.Param("id"))
+	}
+	u, err := req.workstreamUpdate(cur.AutomatedMessages)
+	if err != nil {
+		return err
+	}
+	w, err := s.opts.Store.UpdateWorkstream(ctx, c.Param("id"), u)
+	if err != nil {
+		return storeError(err, "workstream", c.Param("id"))
+	}
+	s.log.InfoContext(ctx, "workstream updated", "workstream", w.ID, "page", w.PageRef)
+	return c.JSON(http.StatusOK, toWorkstreamJSON(w))
+}
+
+func (s *Server) deleteWorkstream(c echo.Context) error {
+	if err := s.opts.Store.DeleteWorkstream(c.Request().Context(), c.Param("id")); err != nil {
+		return storeError(err, "workstream", c.Param("id"))
+	}
+	s.log.InfoContext(c.Request().Context(), "workstream deleted; its page gets the default settings", "workstream", c.Param("id"))
+	return c.NoContent(http.StatusNoContent)
+}

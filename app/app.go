@@ -192,7 +192,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store})
+	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Log: a.Log})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -25,6 +25,7 @@ type Conversation struct {
 	MessageCount           int
 	LastCustomerMessageAt  *time.Time
 	ClosedAt               *time.Time
+	ClosedReason           string // why it closed, set with ClosedAt
 	StartedAt              time.Time
 	UpdatedAt              time.Time
 }
@@ -35,6 +36,7 @@ type ConversationFilter struct {
 	PageRef        string
 	PSID           string
 	State          string
+	AgentID        string // the assigned agent
 	Limit          int    // default 50, at most 200
 	Cursor         string // opaque, the nextCursor of the previous page
 }
@@ -57,12 +59,13 @@ type conversationRow struct {
 	MessageCount           int          `db:"message_count"`
 	LastCustomerMessageAt  sql.NullTime `db:"last_customer_message_at"`
 	ClosedAt               sql.NullTime `db:"closed_at"`
+	ClosedReason           string       `db:"closed_reason"`
 	StartedAt              time.Time    `db:"started_at"`
 	UpdatedAt              time.Time    `db:"updated_at"`
 }
 
 const conversationColumns = `id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
-	previous_conversation_id, message_count, last_customer_message_at, closed_at, started_at, updated_at`
+	previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason, started_at, updated_at`
 
 func (r conversationRow) conversation() Conversation {
 	return Conversation{
@@ -78,6 +81,7 @@ func (r conversationRow) conversation() Conversation {
 		MessageCount:           r.MessageCount,
 		LastCustomerMessageAt:  timePtr(r.LastCustomerMessageAt),
 		ClosedAt:               timePtr(r.ClosedAt),
+		ClosedReason:           r.ClosedReason,
 		StartedAt:              r.StartedAt.UTC(),
 		UpdatedAt:              r.UpdatedAt.UTC(),
 	}
@@ -85,9 +89,9 @@ func (r conversationRow) conversation() Conversation {
 
 // UpsertConversation inserts a conversation or, when its id exists, updates
 // its state, agent, message count, last customer message, closing time and
-// updated_at. Activities retry, so this is idempotent; and an update older
-// (by UpdatedAt) than the stored row is ignored, so that a late retry of an
-// earlier activity cannot roll the conversation back.
+// reason, and updated_at. Activities retry, so this is idempotent; and an
+// update older (by UpdatedAt) than the stored row is ignored, so that a late
+// retry of an earlier activity cannot roll the conversation back.
 // A zero StartedAt or UpdatedAt means now.
 func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err error) {
 	defer wrap(&err, "store.UpsertConversation(%q)", c.ID)
@@ -103,19 +107,21 @@ func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err err
 	}
 	_, err = exec(ctx, s.db, `
 		INSERT INTO conversations (id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
-			previous_conversation_id, message_count, last_customer_message_at, closed_at, started_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason,
+			started_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			state = excluded.state,
 			agent_id = excluded.agent_id,
 			message_count = excluded.message_count,
 			last_customer_message_at = excluded.last_customer_message_at,
 			closed_at = excluded.closed_at,
+			closed_reason = excluded.closed_reason,
 			updated_at = excluded.updated_at
 		WHERE conversations.updated_at <= excluded.updated_at`,
 		c.ID, c.PageRef, c.AccountID, c.FacebookPageID, c.PSID, c.WorkflowID, c.State, c.AgentID,
 		c.PreviousConversationID, c.MessageCount, s.nullTimestamp(c.LastCustomerMessageAt), s.nullTimestamp(c.ClosedAt),
-		s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt))
+		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt))
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("page %s or account %s: %w", c.PageRef, c.AccountID, ErrNotFound)
 	}
@@ -150,6 +156,7 @@ func (s *Store) ListConversations(ctx context.Context, f ConversationFilter) (_ 
 		{"page_ref", f.PageRef},
 		{"psid", f.PSID},
 		{"state", f.State},
+		{"agent_id", f.AgentID},
 	} {
 		if c.value != "" {
 			where = append(where, c.column+" = ?")

@@ -54,7 +54,7 @@ func TestConversations(t *testing.T) {
 
 		// An update changes the mutable fields only.
 		upd := c
-		upd.State, upd.AgentID, upd.MessageCount = "closed", "agent-7", 5
+		upd.State, upd.AgentID, upd.MessageCount, upd.ClosedReason = "closed", "agent-7", 5, "agent_ended"
 		closed := start.Add(time.Hour)
 		upd.ClosedAt, upd.UpdatedAt = &closed, closed
 		upd.WorkflowID, upd.PreviousConversationID, upd.StartedAt = "other", "c0", start.Add(time.Minute)
@@ -63,6 +63,7 @@ func TestConversations(t *testing.T) {
 		}
 		want := c
 		want.State, want.AgentID, want.MessageCount, want.ClosedAt, want.UpdatedAt = "closed", "agent-7", 5, &closed, closed
+		want.ClosedReason = "agent_ended"
 		if got, err := s.GetConversation(ctx, "c1"); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("after update: %+v, %v\nwant %+v", got, err, want)
 		}
@@ -123,6 +124,9 @@ func TestListConversations(t *testing.T) {
 			if i%4 == 0 {
 				c.State = "closed"
 			}
+			if i%3 == 1 {
+				c.AgentID = "agent-1"
+			}
 			if err := s.UpsertConversation(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -150,6 +154,8 @@ func TestListConversations(t *testing.T) {
 			{"page ref", ConversationFilter{PageRef: p1.ID}, newestFirst(func(c Conversation) bool { return c.PageRef == p1.ID })},
 			{"psid", ConversationFilter{PSID: "psid-1"}, newestFirst(func(c Conversation) bool { return c.PSID == "psid-1" })},
 			{"state", ConversationFilter{State: "closed"}, newestFirst(func(c Conversation) bool { return c.State == "closed" })},
+			{"agent", ConversationFilter{AgentID: "agent-1"}, newestFirst(func(c Conversation) bool { return c.AgentID == "agent-1" })},
+			{"agent and state", ConversationFilter{AgentID: "agent-1", State: "closed"}, newestFirst(func(c Conversation) bool { return c.AgentID == "agent-1" && c.State == "closed" })},
 			{"page and psid", ConversationFilter{FacebookPageID: "401", PSID: "psid-0"}, newestFirst(func(c Conversation) bool { return c.FacebookPageID == "401" && c.PSID == "psid-0" })},
 			{"nothing", ConversationFilter{PSID: "nobody"}, nil},
 		} {

@@ -34,8 +34,13 @@ type Message struct {
 	ErrorSubcode   int
 	ErrorReason    string
 	AgentID        string
-	SentAt         time.Time // Meta's event time, or our send time
-	CreatedAt      time.Time
+	// MessagingType and Tag are how an outbound message goes through the
+	// Send API (RESPONSE, UPDATE or MESSAGE_TAG with a tag such as
+	// HUMAN_AGENT); "" for inbound messages.
+	MessagingType string
+	Tag           string
+	SentAt        time.Time // Meta's event time, or our send time
+	CreatedAt     time.Time
 }
 
 // Message directions, senders and statuses.
@@ -88,12 +93,15 @@ type messageRow struct {
 	ErrorSubcode   int            `db:"error_subcode"`
 	ErrorReason    string         `db:"error_reason"`
 	AgentID        string         `db:"agent_id"`
+	MessagingType  string         `db:"messaging_type"`
+	Tag            string         `db:"tag"`
 	SentAt         time.Time      `db:"sent_at"`
 	CreatedAt      time.Time      `db:"created_at"`
 }
 
 const messageColumns = `id, conversation_id, seq, direction, sender, kind, mid, dedupe_key, facebook_page_id, psid,
-	text, attachments, payload, status, error_code, error_subcode, error_reason, agent_id, sent_at, created_at`
+	text, attachments, payload, status, error_code, error_subcode, error_reason, agent_id, messaging_type, tag,
+	sent_at, created_at`
 
 func (r messageRow) message() Message {
 	return Message{
@@ -115,6 +123,8 @@ func (r messageRow) message() Message {
 		ErrorSubcode:   r.ErrorSubcode,
 		ErrorReason:    r.ErrorReason,
 		AgentID:        r.AgentID,
+		MessagingType:  r.MessagingType,
+		Tag:            r.Tag,
 		SentAt:         r.SentAt.UTC(),
 		CreatedAt:      r.CreatedAt.UTC(),
 	}
@@ -199,6 +209,8 @@ func (s *Store) messageRowOf(m Message, now time.Time) (messageRow, error) {
 		ErrorSubcode:   m.ErrorSubcode,
 		ErrorReason:    m.ErrorReason,
 		AgentID:        m.AgentID,
+		MessagingType:  m.MessagingType,
+		Tag:            m.Tag,
 		SentAt:         utc(m.SentAt),
 		CreatedAt:      now,
 	}, nil
@@ -223,13 +235,13 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []
 			err := get(ctx, tx, &id, `
 				INSERT INTO messages (id, conversation_id, seq, direction, sender, kind, mid, dedupe_key,
 					facebook_page_id, psid, text, attachments, payload, status, error_code, error_subcode,
-					error_reason, agent_id, sent_at, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+					error_reason, agent_id, messaging_type, tag, sent_at, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT DO NOTHING
 				RETURNING id`,
 				r.ID, r.ConversationID, r.Seq, r.Direction, r.Sender, r.Kind, r.MID, r.DedupeKey,
 				r.FacebookPageID, r.PSID, r.Text, r.Attachments, r.Payload, r.Status, r.ErrorCode, r.ErrorSubcode,
-				r.ErrorReason, r.AgentID, s.timestamp(r.SentAt), s.timestamp(r.CreatedAt))
+				r.ErrorReason, r.AgentID, r.MessagingType, r.Tag, s.timestamp(r.SentAt), s.timestamp(r.CreatedAt))
 			switch {
 			case errors.Is(err, ErrNotFound):
 				// Skipped: already recorded.
@@ -281,6 +293,80 @@ func (s *Store) UpdateMessageStatus(ctx context.Context, id, status string, code
 	return execOne(ctx, s.db, `
 		UPDATE messages SET status = ?, error_code = ?, error_subcode = ?, error_reason = ?
 		WHERE id = ?`, status, code, subcode, reason, id)
+}
+
+// MarkMessageSent records that Meta accepted an outbound message: a pending
+// message becomes sent, with Meta's message id and the send time. Activities
+// retry, so a message already sent with the same mid is left as is, and so
+// is a delivered or read one (a watermark may arrive before the retry). A
+// failed message, or one sent under another mid, is ErrConflict; an inbound
+// message is ErrInvalid. A zero at means now.
+func (s *Store) MarkMessageSent(ctx context.Context, id, mid string, at time.Time) (err error) {
+	defer wrap(&err, "store.MarkMessageSent(%q, %q)", id, mid)
+	if mid == "" {
+		return invalidf("mid is required")
+	}
+	if at.IsZero() {
+		at = s.clock()
+	}
+	n, err := exec(ctx, s.db, `
+		UPDATE messages SET status = ?, mid = ?, sent_at = ?
+		WHERE id = ? AND direction = ? AND status = ?`,
+		StatusSent, mid, s.timestamp(at), id, DirectionOut, StatusPending)
+	if err != nil || n > 0 {
+		return err
+	}
+	cur, err := s.messageState(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur.Direction != DirectionOut:
+		return invalidf("message %s is inbound", id)
+	case cur.Status == StatusSent && cur.MID == mid, cur.Status == StatusDelivered, cur.Status == StatusRead:
+		return nil
+	case cur.Status == StatusSent:
+		return fmt.Errorf("%w: message %s was sent as %s", ErrConflict, id, cur.MID)
+	}
+	return fmt.Errorf("%w: message %s is %s", ErrConflict, id, cur.Status)
+}
+
+// MarkMessageFailed records that an outbound message could not be sent,
+// with Meta's error code, subcode and reason: a pending message becomes
+// failed. A message already sent, delivered, read or failed is left as is,
+// so that a late or retried failure never hides a sent message (nor
+// replaces the first error). An inbound message is ErrInvalid.
+func (s *Store) MarkMessageFailed(ctx context.Context, id string, code, subcode int, reason string) (err error) {
+	defer wrap(&err, "store.MarkMessageFailed(%q)", id)
+	n, err := exec(ctx, s.db, `
+		UPDATE messages SET status = ?, error_code = ?, error_subcode = ?, error_reason = ?
+		WHERE id = ? AND direction = ? AND status = ?`,
+		StatusFailed, code, subcode, reason, id, DirectionOut, StatusPending)
+	if err != nil || n > 0 {
+		return err
+	}
+	cur, err := s.messageState(ctx, id)
+	if err != nil {
+		return err
+	}
+	if cur.Direction != DirectionOut {
+		return invalidf("message %s is inbound", id)
+	}
+	return nil
+}
+
+// messageState is what MarkMessageSent and MarkMessageFailed check when
+// their update changed nothing.
+type messageState struct {
+	Direction string `db:"direction"`
+	Status    string `db:"status"`
+	MID       string `db:"mid"`
+}
+
+func (s *Store) messageState(ctx context.Context, id string) (messageState, error) {
+	var st messageState
+	err := get(ctx, s.db, &st, `SELECT direction, status, mid FROM messages WHERE id = ?`, id)
+	return st, err
 }
 
 // ApplyWatermark applies a delivery or read watermark from Meta to the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,6 +57,7 @@ func TestMessages(t *testing.T) {
 		m1.Payload = json.RawMessage(`{"sender":{"id":"psid-1"},"message":{"mid":"mid.1","text":"hello"}}`)
 		m2 := outbound(c, 2, StatusSent, at.Add(time.Second))
 		m2.ErrorCode, m2.ErrorSubcode, m2.ErrorReason = 0, 0, ""
+		m2.MessagingType, m2.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
 
 		inserted, err := s.InsertMessages(ctx, []Message{m1, m2})
 		if err != nil {
@@ -249,6 +251,126 @@ func TestApplyWatermark(t *testing.T) {
 		}
 		if _, err := s.ApplyWatermark(ctx, c.FacebookPageID, c.PSID, StatusSent, at(1)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ApplyWatermark(sent) = %v, want ErrInvalid", err)
+		}
+	})
+}
+
+func TestMarkMessageSentAndFailed(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		clock := newFakeClock(s)
+		c := messageFixture(t, s, "800", "psid-1")
+		queued := mustUTC(t, "2025-06-01T10:00:00Z")
+		sentAt := queued.Add(1500 * time.Millisecond)
+		ok := outbound(c, 1, StatusPending, queued)
+		ok.MID = ""
+		ok.MessagingType, ok.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
+		bad := outbound(c, 2, StatusPending, queued)
+		bad.MID = ""
+		in := inbound(c, 3, "in-3", queued)
+		now := outbound(c, 4, StatusPending, queued)
+		now.MID = ""
+		if _, err := s.InsertMessages(ctx, []Message{ok, bad, in, now}); err != nil {
+			t.Fatal(err)
+		}
+		get := func(id string) Message {
+			t.Helper()
+			list, err := s.ListMessages(ctx, c.ID, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range list {
+				if m.ID == id {
+					return m
+				}
+			}
+			t.Fatalf("message %s not found", id)
+			return Message{}
+		}
+
+		// pending -> sent, with Meta's mid and the send time.
+		if err := s.MarkMessageSent(ctx, ok.ID, "m_ok", sentAt); err != nil {
+			t.Fatal(err)
+		}
+		want := get(ok.ID)
+		if want.Status != StatusSent || want.MID != "m_ok" || !want.SentAt.Equal(sentAt) || want.MessagingType != "MESSAGE_TAG" || want.Tag != "HUMAN_AGENT" {
+			t.Errorf("after MarkMessageSent: %+v", want)
+		}
+		// A retry with the same mid changes nothing, not even the time.
+		if err := s.MarkMessageSent(ctx, ok.ID, "m_ok", sentAt.Add(time.Minute)); err != nil {
+			t.Errorf("MarkMessageSent(retry) = %v, want nil", err)
+		}
+		if got := get(ok.ID); !reflect.DeepEqual(got, want) {
+			t.Errorf("after a retried MarkMessageSent: %+v\nwant %+v", got, want)
+		}
+		if err := s.MarkMessageSent(ctx, ok.ID, "m_other", sentAt); !errors.Is(err, ErrConflict) {
+			t.Errorf("MarkMessageSent(other mid) = %v, want ErrConflict", err)
+		}
+		// A late failure never turns a sent message into a failed one.
+		if err := s.MarkMessageFailed(ctx, ok.ID, 1200, 0, "temporary"); err != nil {
+			t.Errorf("MarkMessageFailed(sent) = %v, want nil", err)
+		}
+		if got := get(ok.ID); !reflect.DeepEqual(got, want) {
+			t.Errorf("after MarkMessageFailed on a sent message: %+v\nwant %+v", got, want)
+		}
+		// Delivered (a watermark before the retry) stays delivered.
+		if n, err := s.ApplyWatermark(ctx, c.FacebookPageID, c.PSID, StatusDelivered, sentAt); err != nil || n != 1 {
+			t.Fatalf("ApplyWatermark = %d, %v", n, err)
+		}
+		want.Status = StatusDelivered
+		if err := s.MarkMessageSent(ctx, ok.ID, "m_ok", sentAt); err != nil {
+			t.Errorf("MarkMessageSent(delivered) = %v, want nil", err)
+		}
+		if err := s.MarkMessageFailed(ctx, ok.ID, 1200, 0, "temporary"); err != nil {
+			t.Errorf("MarkMessageFailed(delivered) = %v, want nil", err)
+		}
+		if got := get(ok.ID); !reflect.DeepEqual(got, want) {
+			t.Errorf("delivered message after Mark*: %+v\nwant %+v", got, want)
+		}
+
+		// pending -> failed with Meta's error; the first error stays.
+		if err := s.MarkMessageFailed(ctx, bad.ID, 551, 1545041, "This person isn't available right now."); err != nil {
+			t.Fatal(err)
+		}
+		failed := get(bad.ID)
+		if failed.Status != StatusFailed || failed.ErrorCode != 551 || failed.ErrorSubcode != 1545041 || failed.ErrorReason != "This person isn't available right now." || failed.MID != "" {
+			t.Errorf("after MarkMessageFailed: %+v", failed)
+		}
+		if err := s.MarkMessageFailed(ctx, bad.ID, 10, 2018278, "outside the window"); err != nil {
+			t.Errorf("MarkMessageFailed(again) = %v, want nil", err)
+		}
+		if err := s.MarkMessageSent(ctx, bad.ID, "m_bad", sentAt); !errors.Is(err, ErrConflict) {
+			t.Errorf("MarkMessageSent(failed) = %v, want ErrConflict", err)
+		}
+		if got := get(bad.ID); !reflect.DeepEqual(got, failed) {
+			t.Errorf("failed message after Mark*: %+v\nwant %+v", got, failed)
+		}
+
+		// A zero time is now.
+		if err := s.MarkMessageSent(ctx, now.ID, "m_now", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, at := get(now.ID), clock.Now().Add(-time.Second); got.Status != StatusSent || !got.SentAt.Equal(at) {
+			t.Errorf("MarkMessageSent(zero time): %s at %v, want sent at %v", got.Status, got.SentAt, at)
+		}
+
+		for name, err := range map[string]error{
+			"sent, inbound":   s.MarkMessageSent(ctx, in.ID, "m_in", sentAt),
+			"failed, inbound": s.MarkMessageFailed(ctx, in.ID, 1, 0, "x"),
+			"sent, empty mid": s.MarkMessageSent(ctx, bad.ID, "", sentAt),
+			"sent, unknown":   s.MarkMessageSent(ctx, "nope", "m", sentAt),
+			"failed, unknown": s.MarkMessageFailed(ctx, "nope", 1, 0, "x"),
+		} {
+			want := ErrInvalid
+			if strings.HasSuffix(name, "unknown") {
+				want = ErrNotFound
+			}
+			if !errors.Is(err, want) {
+				t.Errorf("Mark (%s) = %v, want %v", name, err, want)
+			}
+		}
+		if got := get(in.ID); got.Status != StatusReceived || got.MID != in.MID {
+			t.Errorf("inbound message after Mark*: %+v", got)
 		}
 	})
 }

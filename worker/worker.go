@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"parley/activities"
+	"parley/messenger"
 	"parley/store"
 	"parley/workflows"
 )
@@ -23,6 +24,8 @@ import (
 // Deps are what the activities need.
 type Deps struct {
 	Store *store.Store
+	Graph *messenger.Client
+	Log   *slog.Logger
 }
 
 // Register adds Parley's workflows and activities to a worker (or a test
@@ -32,6 +35,13 @@ func Register(r sdkworker.Registry, d Deps) {
 	conv := &activities.Conversations{Store: d.Store}
 	r.RegisterActivityWithOptions(conv.OpenConversation, activity.RegisterOptions{Name: activities.OpenConversationName})
 	r.RegisterActivityWithOptions(conv.RecordTranscript, activity.RegisterOptions{Name: activities.RecordTranscriptName})
+	r.RegisterActivityWithOptions(conv.SaveConversation, activity.RegisterOptions{Name: activities.SaveConversationName})
+	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Log: d.Log}
+	r.RegisterActivityWithOptions(send.SendMessage, activity.RegisterOptions{Name: activities.SendMessageName})
+	r.RegisterActivityWithOptions(send.MarkMessageSent, activity.RegisterOptions{Name: activities.MarkMessageSentName})
+	r.RegisterActivityWithOptions(send.MarkMessageFailed, activity.RegisterOptions{Name: activities.MarkMessageFailedName})
+	r.RegisterActivityWithOptions(send.MarkPageTokenInvalid, activity.RegisterOptions{Name: activities.MarkPageTokenInvalidName})
+	r.RegisterActivityWithOptions(send.LoadSettings, activity.RegisterOptions{Name: activities.LoadSettingsName})
 }
 
 // New builds a worker on taskQueue with everything registered.

@@ -3,8 +3,8 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,8 +15,8 @@ import (
 	"parley/messenger"
 )
 
-// Signal, query and workflow names are part of the contract with the gateway,
-// the REST API and histories already recorded: never rename them.
+// Signal, query, update and workflow names are part of the contract with the
+// gateway, the REST API and recorded histories: never rename them.
 const (
 	ConversationWorkflowName = "Conversation"
 	// SignalMessengerEvents carries MessengerEventsSignal: the events of one
@@ -24,10 +24,24 @@ const (
 	SignalMessengerEvents = "messenger-events"
 	// QueryState returns ConversationState.
 	QueryState = "state"
+
+	UpdateAssign     = "assign"
+	UpdateSetWaiting = "set-waiting"
+	UpdateEnd        = "end"
+	UpdateClose      = "close"
+	UpdateSendReply  = "send-reply"
 )
 
-// Conversation states (contact-center.md section 5). Issue 2 only opens
-// conversations; the others come with the full lifecycle.
+// Version markers of changes to live workflow logic.
+const (
+	// versionLifecycle: states, windows, timers and replies (issue 3).
+	// Conversations started before it run the recording-only loop until
+	// their next event, then continue as new into the lifecycle.
+	versionLifecycle = "lifecycle"
+	versionUpgrade   = "upgrade-to-lifecycle"
+)
+
+// Conversation states (contact-center.md section 5).
 const (
 	StateOpen    = "open"
 	StateActive  = "active"
@@ -83,17 +97,29 @@ type ConversationInput struct {
 	FacebookPageID string `json:"facebook_page_id"`
 	PageName       string `json:"page_name"`
 	PSID           string `json:"psid"`
-	// Limits is zero in production; tests lower it to exercise continue-as-new.
-	Limits Limits `json:"limits,omitempty"`
-	// Carried is set by continue-as-new.
+	// Windows are Meta's window lengths (zero: 24 h and 7 d).
+	Windows Windows `json:"windows,omitzero"`
+	// Limits is zero in production; tests lower it.
+	Limits Limits `json:"limits,omitzero"`
+	// Carried is set by continue-as-new within one conversation.
 	Carried *ConversationState `json:"carried,omitempty"`
+	// Pending are events that arrived as the previous conversation closed:
+	// they open this one.
+	Pending []messenger.Event `json:"pending,omitempty"`
 }
 
-// Limits bound one workflow run so it continues as new well before the
-// server's limits (10,000 signals, ~4,096 events suggested).
+// Limits bound one workflow run so that it continues as new well before the
+// server's limits (10,000 signals, 2,000 updates, ~4,096 events suggested),
+// and tune how sends are retried.
 type Limits struct {
 	MaxEventsPerRun  int `json:"max_events_per_run,omitempty"`
 	MaxSignalsPerRun int `json:"max_signals_per_run,omitempty"`
+	MaxUpdatesPerRun int `json:"max_updates_per_run,omitempty"`
+	// MaxSendAttempts bounds the tries of one message.
+	MaxSendAttempts int `json:"max_send_attempts,omitempty"`
+	// EchoWait is how long to wait for Meta's echo when a send's outcome is
+	// unknown, before trying again.
+	EchoWait time.Duration `json:"echo_wait,omitempty"`
 }
 
 func (l Limits) withDefaults() Limits {
@@ -103,6 +129,15 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxSignalsPerRun <= 0 {
 		l.MaxSignalsPerRun = 1000
 	}
+	if l.MaxUpdatesPerRun <= 0 {
+		l.MaxUpdatesPerRun = 500
+	}
+	if l.MaxSendAttempts <= 0 {
+		l.MaxSendAttempts = 8
+	}
+	if l.EchoWait <= 0 {
+		l.EchoWait = 15 * time.Second
+	}
 	return l
 }
 
@@ -111,16 +146,28 @@ func (l Limits) withDefaults() Limits {
 type ConversationState struct {
 	ConversationID         string     `json:"conversation_id"`
 	State                  string     `json:"state"`
+	AgentID                string     `json:"agent_id,omitempty"`
 	StartedAt              time.Time  `json:"started_at"`
+	StateSince             time.Time  `json:"state_since,omitzero"`
+	LastActivityAt         time.Time  `json:"last_activity_at,omitzero"`
 	NextSeq                int64      `json:"next_seq"`
 	CustomerMessages       int        `json:"customer_messages"`
 	PageMessages           int        `json:"page_messages"`
+	AgentMessages          int        `json:"agent_messages,omitempty"`
 	LastCustomerMessageAt  *time.Time `json:"last_customer_message_at,omitempty"`
+	ClosedAt               *time.Time `json:"closed_at,omitempty"`
+	ClosedReason           string     `json:"closed_reason,omitempty"`
 	PreviousConversationID string     `json:"previous_conversation_id,omitempty"`
 	// RecentKeys remembers the latest dedupe keys so Meta's retries do not
 	// even reach the database; the database's unique key catches older ones.
 	RecentKeys []string `json:"recent_keys,omitempty"`
-	Runs       int      `json:"runs"`
+	// Outbox holds Parley messages being sent: id -> mid once Meta's echo
+	// confirmed it ("" until then).
+	Outbox   map[string]string    `json:"outbox,omitempty"`
+	Settings *activities.Settings `json:"settings,omitempty"`
+	// Lifecycle is 1 once the conversation runs the lifecycle logic.
+	Lifecycle int `json:"lifecycle,omitempty"`
+	Runs      int `json:"runs"`
 }
 
 const recentKeysKept = 500
@@ -144,9 +191,15 @@ func (s *ConversationState) remember(key string) {
 // ConversationWorkflow runs one conversation. It delegates to conversation,
 // whose setup registers handlers and whose run is the main loop.
 func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
-	c := &conversation{in: in, limits: in.Limits.withDefaults()}
+	c := newConversation(in)
 	if err := c.setup(ctx); err != nil {
 		return err
+	}
+	if c.state.Lifecycle == 0 {
+		if workflow.GetVersion(ctx, versionLifecycle, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return c.runLegacy(ctx)
+		}
+		c.state.Lifecycle = 1
 	}
 	return c.run(ctx)
 }
@@ -154,52 +207,52 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 type conversation struct {
 	in      ConversationInput
 	limits  Limits
+	windows Windows
 	state   ConversationState
+
 	signals workflow.ReceiveChannel
-	// signalsThisRun counts signals received since this run started.
-	signalsThisRun int
+	// wake lets update handlers wake the main loop after a transition.
+	wake   workflow.Channel
+	sendMu workflow.Mutex
+
 	workflowID     string
+	signalsThisRun int
+	updatesThisRun int
+	timers         [3]*lazyTimer
+	// next are events that belong to the conversation after this one.
+	next []messenger.Event
+	// published is what the search attributes last said.
+	published published
+}
+
+func newConversation(in ConversationInput) *conversation {
+	c := &conversation{in: in, limits: in.Limits.withDefaults(), windows: in.Windows.WithDefaults()}
+	if in.Carried != nil {
+		c.state = *in.Carried
+		c.in.Carried = nil
+	}
+	return c
 }
 
 func (c *conversation) setup(ctx workflow.Context) error {
-	if c.in.Carried != nil {
-		c.state = *c.in.Carried
-		c.in.Carried = nil
-	}
 	c.workflowID = workflow.GetInfo(ctx).WorkflowExecution.ID
 	c.signals = workflow.GetSignalChannel(ctx, SignalMessengerEvents)
+	c.wake = workflow.NewBufferedChannel(ctx, 1)
+	c.sendMu = workflow.NewMutex(ctx)
+	c.timers = [3]*lazyTimer{
+		{summary: "24-hour reply window"},
+		{summary: "human-agent window"},
+		{summary: "auto-close after inactivity"},
+	}
+	if c.windows.Reply != DefaultReplyWindow {
+		c.timers[0].summary = "reply window (" + span(c.windows.Reply) + ")"
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (ConversationState, error) {
 		return c.state, nil
 	}); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryState, err)
 	}
-	return nil
-}
-
-func (c *conversation) run(ctx workflow.Context) error {
-	if c.state.ConversationID == "" {
-		if err := c.open(ctx); err != nil {
-			return err
-		}
-	}
-	c.state.Runs++
-	c.describe(ctx)
-
-	for {
-		var first MessengerEventsSignal
-		c.signals.Receive(ctx, &first)
-		c.signalsThisRun++
-		// Drain whatever else is already buffered: one activity per burst.
-		batch := append(first.Events, c.drain()...)
-		if err := c.record(ctx, batch); err != nil {
-			return err
-		}
-		c.describe(ctx)
-
-		if c.shouldContinueAsNew(ctx) {
-			return c.continueAsNew(ctx)
-		}
-	}
+	return c.registerUpdates(ctx)
 }
 
 // drain takes every signal already buffered. Each is decoded into a fresh
@@ -220,17 +273,20 @@ func (c *conversation) drain() []messenger.Event {
 func (c *conversation) open(ctx workflow.Context) error {
 	var id string
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any {
-		return newUUID()
+		return uuid.NewString()
 	}).Get(&id); err != nil {
 		return fmt.Errorf("conversation id: %w", err)
 	}
+	now := workflow.Now(ctx).UTC()
 	c.state.ConversationID = id
 	c.state.State = StateOpen
-	c.state.StartedAt = workflow.Now(ctx).UTC()
+	c.state.StartedAt = now
+	c.state.StateSince = now
+	c.state.LastActivityAt = now
 	c.state.NextSeq = 1
 
 	var opened activities.OpenConversationResult
-	actx := workflow.WithActivityOptions(ctx, recordActivityOptions("open the conversation record"))
+	actx := workflow.WithActivityOptions(ctx, storeActivity("open the conversation record"))
 	if err := workflow.ExecuteActivity(actx, activities.OpenConversationName, c.recordInput(nil)).Get(ctx, &opened); err != nil {
 		return fmt.Errorf("open conversation: %w", err)
 	}
@@ -242,6 +298,7 @@ func (c *conversation) open(ctx workflow.Context) error {
 }
 
 // record turns a burst of events into transcript rows and persists them.
+// Echoes of Parley's own messages confirm them instead.
 func (c *conversation) record(ctx workflow.Context, events []messenger.Event) error {
 	var rows []activities.TranscriptEntry
 	var marks []activities.Watermark
@@ -255,6 +312,13 @@ func (c *conversation) record(ctx workflow.Context, events []messenger.Event) er
 		case messenger.KindDelivery, messenger.KindRead:
 			marks = append(marks, activities.Watermark{Kind: string(e.Kind), At: time.UnixMilli(e.Watermark).UTC()})
 			continue
+		case messenger.KindEcho:
+			if id, ok := activities.MessageIDFromMetadata(e.Metadata); ok {
+				if _, sending := c.state.Outbox[id]; sending {
+					c.state.Outbox[id] = e.MID
+				}
+				continue
+			}
 		}
 		rows = append(rows, c.entry(e))
 		if e.OpensWindow() {
@@ -269,7 +333,7 @@ func (c *conversation) record(ctx workflow.Context, events []messenger.Event) er
 	}
 	in := c.recordInput(rows)
 	in.Watermarks = marks
-	actx := workflow.WithActivityOptions(ctx, recordActivityOptions("record the customer's messages"))
+	actx := workflow.WithActivityOptions(ctx, storeActivity("record the customer's messages"))
 	if err := workflow.ExecuteActivity(actx, activities.RecordTranscriptName, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("record transcript: %w", err)
 	}
@@ -316,50 +380,30 @@ func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities
 		WorkflowID:             c.workflowID,
 		State:                  c.state.State,
 		StartedAt:              c.state.StartedAt,
-		MessageCount:           c.state.CustomerMessages + c.state.PageMessages,
+		MessageCount:           c.state.CustomerMessages + c.state.PageMessages + c.state.AgentMessages,
 		LastCustomerMessageAt:  c.state.LastCustomerMessageAt,
 		PreviousConversationID: c.state.PreviousConversationID,
+		AgentID:                c.state.AgentID,
+		ClosedAt:               c.state.ClosedAt,
+		ClosedReason:           c.state.ClosedReason,
 		Entries:                rows,
 	}
-}
-
-// describe tells ops, in Temporal Web, where the conversation stands.
-func (c *conversation) describe(ctx workflow.Context) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s**: waiting for an agent (routing comes later).\n\n", strings.ToUpper(c.state.State[:1])+c.state.State[1:])
-	fmt.Fprintf(&b, "%d message(s) from the customer, %d from the page.", c.state.CustomerMessages, c.state.PageMessages)
-	if c.state.LastCustomerMessageAt != nil {
-		fmt.Fprintf(&b, " Last customer message at %s.", c.state.LastCustomerMessageAt.Format(time.RFC3339))
-	}
-	workflow.SetCurrentDetails(ctx, b.String())
 }
 
 func (c *conversation) shouldContinueAsNew(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	return info.GetContinueAsNewSuggested() ||
 		info.GetCurrentHistoryLength() >= c.limits.MaxEventsPerRun ||
-		c.signalsThisRun >= c.limits.MaxSignalsPerRun
+		c.signalsThisRun >= c.limits.MaxSignalsPerRun ||
+		c.updatesThisRun >= c.limits.MaxUpdatesPerRun
 }
 
-// continueAsNew drains signals that arrived meanwhile, so none is lost, and
-// carries the state into a fresh run.
-func (c *conversation) continueAsNew(ctx workflow.Context) error {
-	for batch := c.drain(); len(batch) > 0; batch = c.drain() {
-		if err := c.record(ctx, batch); err != nil {
-			return err
-		}
-	}
-	next := c.in
-	carried := c.state
-	next.Carried = &carried
-	return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, next)
-}
-
-func recordActivityOptions(summary string) workflow.ActivityOptions {
+// storeActivity: database writes. The database may be down for a while:
+// keep trying, never drop a message.
+func storeActivity(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		Summary:             summary,
-		// The database may be down for a while: keep trying, never drop a message.
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -368,4 +412,19 @@ func recordActivityOptions(summary string) workflow.ActivityOptions {
 	}
 }
 
-func newUUID() string { return uuid.NewString() }
+// RefusedErrorType marks an update refused by its validator: the REST API
+// answers 409 with its message.
+const RefusedErrorType = "Refused"
+
+func refuse(format string, args ...any) error {
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(format, args...), RefusedErrorType, temporal.ApplicationErrorOptions{NonRetryable: true})
+}
+
+// IsRefused tells whether err is an update refusal, and its reason.
+func IsRefused(err error) (string, bool) {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == RefusedErrorType {
+		return ae.Message(), true
+	}
+	return "", false
+}

@@ -1,0 +1,252 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"parley/messenger"
+	"parley/store"
+)
+
+// Activity names of the sending side.
+const (
+	SendMessageName          = "SendMessage"
+	MarkMessageSentName      = "MarkMessageSent"
+	MarkMessageFailedName    = "MarkMessageFailed"
+	MarkPageTokenInvalidName = "MarkPageTokenInvalid"
+	LoadSettingsName         = "LoadSettings"
+)
+
+// MetadataPrefix marks the metadata of messages Parley sends, so that
+// their echoes confirm them instead of being recorded again.
+const MetadataPrefix = "parley:"
+
+// Metadata is the metadata sent with Parley's message id.
+func Metadata(messageID string) string { return MetadataPrefix + messageID }
+
+// MessageIDFromMetadata returns the Parley message id an echo confirms.
+func MessageIDFromMetadata(metadata string) (string, bool) {
+	id, ok := strings.CutPrefix(metadata, MetadataPrefix)
+	return id, ok && id != ""
+}
+
+// SendInput is one message to send through the Send API.
+type SendInput struct {
+	MessageID      string `json:"message_id"`
+	PageRef        string `json:"page_ref"`
+	FacebookPageID string `json:"facebook_page_id"`
+	PSID           string `json:"psid"`
+	Text           string `json:"text,omitempty"`
+	AttachmentType string `json:"attachment_type,omitempty"`
+	AttachmentURL  string `json:"attachment_url,omitempty"`
+	MessagingType  string `json:"messaging_type"`
+	Tag            string `json:"tag,omitempty"`
+}
+
+// Send outcomes.
+const (
+	// OutcomeSent: Meta accepted the message.
+	OutcomeSent = "sent"
+	// OutcomeRefused: Meta refused it for good; do not retry.
+	OutcomeRefused = "refused"
+	// OutcomeRetry: Meta refused it for now (throttled): it was not sent;
+	// retry after a pause.
+	OutcomeRetry = "retry"
+	// OutcomeUnknown: we cannot tell whether Meta accepted it (network
+	// error, 5xx, temporary error). Wait for its echo before retrying.
+	OutcomeUnknown = "unknown"
+)
+
+// SendOutcome is what happened to one Send API call.
+type SendOutcome struct {
+	Outcome string `json:"outcome"`
+	MID     string `json:"mid,omitempty"`
+	Code    int    `json:"code,omitempty"`
+	Subcode int    `json:"subcode,omitempty"`
+	Class   string `json:"class,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Sender sends messages through the Graph API.
+type Sender struct {
+	Store *store.Store
+	Graph *messenger.Client
+	Log   *slog.Logger
+}
+
+// SendMessage makes ONE Send API call and classifies Meta's answer by code
+// and subcode. It writes nothing, so that a retried activity can never mean
+// a message sent twice: the workflow decides about retries.
+func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, error) {
+	page, err := a.Store.GetPage(ctx, in.PageRef)
+	if err != nil {
+		return SendOutcome{}, fmt.Errorf("page %s: %w", in.PageRef, err)
+	}
+	token, err := a.Store.PageAccessToken(ctx, page.ID)
+	if err != nil {
+		return SendOutcome{}, fmt.Errorf("page token: %w", err)
+	}
+	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
+	if err != nil {
+		return SendOutcome{}, fmt.Errorf("app secret: %w", err)
+	}
+	msg := &messenger.OutMessage{Text: in.Text, Metadata: Metadata(in.MessageID)}
+	if in.AttachmentURL != "" {
+		msg = &messenger.OutMessage{
+			Attachment: &messenger.OutAttachment{Type: in.AttachmentType, Payload: messenger.AttachmentPayload{URL: in.AttachmentURL}},
+			Metadata:   Metadata(in.MessageID),
+		}
+	}
+	req := messenger.SendRequest{
+		Recipient:     messenger.Recipient{ID: in.PSID},
+		MessagingType: in.MessagingType,
+		Tag:           in.Tag,
+		Message:       msg,
+	}
+	res, err := a.Graph.Send(ctx, messenger.PageAuth{PageID: page.PageID, AccessToken: token, AppSecret: secret}, req)
+	out := classify(res, err)
+	a.log().InfoContext(ctx, "send api call", "message", in.MessageID, "page", in.FacebookPageID, "psid", in.PSID,
+		"messaging_type", in.MessagingType, "tag", in.Tag, "outcome", out.Outcome, "code", out.Code, "subcode", out.Subcode,
+		"attempt", activity.GetInfo(ctx).Attempt)
+	return out, nil
+}
+
+func (a *Sender) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
+}
+
+func classify(res messenger.SendResponse, err error) SendOutcome {
+	if err == nil {
+		return SendOutcome{Outcome: OutcomeSent, MID: res.MessageID}
+	}
+	if errors.Is(err, messenger.ErrInvalidRequest) {
+		return SendOutcome{Outcome: OutcomeRefused, Class: string(messenger.ClassInvalidParameter), Reason: "Parley refused to send an invalid message: " + err.Error()}
+	}
+	ge, ok := messenger.AsGraphError(err)
+	if !ok {
+		// Network error, timeout, or a 2xx we could not read: Meta may have
+		// accepted the message.
+		return SendOutcome{Outcome: OutcomeUnknown, Reason: "no clear answer from Meta: " + err.Error()}
+	}
+	class := ge.Class()
+	out := SendOutcome{Code: ge.Code, Subcode: ge.Subcode, Class: string(class), Reason: class.Reason()}
+	switch class {
+	case messenger.ClassThrottled:
+		out.Outcome = OutcomeRetry
+	case messenger.ClassTemporary:
+		// "An unknown error occurred", "service temporarily unavailable", 5xx:
+		// the message may have gone through.
+		out.Outcome = OutcomeUnknown
+	default:
+		out.Outcome = OutcomeRefused
+	}
+	return out
+}
+
+// MarkSentInput confirms a message.
+type MarkSentInput struct {
+	MessageID string    `json:"message_id"`
+	MID       string    `json:"mid"`
+	At        time.Time `json:"at"`
+}
+
+// MarkMessageSent records that Meta accepted a message.
+func (a *Sender) MarkMessageSent(ctx context.Context, in MarkSentInput) error {
+	err := a.Store.MarkMessageSent(ctx, in.MessageID, in.MID, in.At)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// An echo of a message from another Parley database: nothing to confirm.
+		a.log().WarnContext(ctx, "echo for an unknown Parley message", "message", in.MessageID)
+		return nil
+	case errors.Is(err, store.ErrConflict):
+		// Already failed, or sent under another mid: retrying cannot change it.
+		a.log().WarnContext(ctx, "message cannot be marked sent", "message", in.MessageID, "mid", in.MID, "err", err)
+		return nil
+	}
+	return err
+}
+
+// MarkFailedInput records why a message was not sent.
+type MarkFailedInput struct {
+	MessageID string `json:"message_id"`
+	Code      int    `json:"code,omitempty"`
+	Subcode   int    `json:"subcode,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// MarkMessageFailed records a message Meta refused, or Parley gave up on.
+func (a *Sender) MarkMessageFailed(ctx context.Context, in MarkFailedInput) error {
+	return a.Store.MarkMessageFailed(ctx, in.MessageID, in.Code, in.Subcode, in.Reason)
+}
+
+// TokenInvalidInput flags a page whose token Meta refused (code 190).
+type TokenInvalidInput struct {
+	PageRef string `json:"page_ref"`
+	Code    int    `json:"code"`
+	Subcode int    `json:"subcode"`
+	Reason  string `json:"reason"`
+}
+
+// MarkPageTokenInvalid flips the page to token_invalid so admins see it
+// before customers do.
+func (a *Sender) MarkPageTokenInvalid(ctx context.Context, in TokenInvalidInput) error {
+	msg := fmt.Sprintf("the Send API refused the page access token (code %d, subcode %d): %s", in.Code, in.Subcode, in.Reason)
+	if _, err := a.Store.RecordTokenCheck(ctx, in.PageRef, store.TokenCheck{At: time.Now().UTC(), Valid: false, Error: msg}); err != nil {
+		return fmt.Errorf("mark page %s token invalid: %w", in.PageRef, err)
+	}
+	a.log().ErrorContext(ctx, "page token invalid: admins must rotate it", "page", in.PageRef, "code", in.Code, "subcode", in.Subcode)
+	return nil
+}
+
+// Settings are the workstream settings the workflow applies.
+type Settings struct {
+	HumanAgentTag       bool          `json:"human_agent_tag"`
+	CustomerAttachments bool          `json:"customer_attachments"`
+	AgentAttachments    bool          `json:"agent_attachments"`
+	AutoCloseOpen       time.Duration `json:"auto_close_open"`
+	AutoCloseActive     time.Duration `json:"auto_close_active"`
+	AutoCloseWaiting    time.Duration `json:"auto_close_waiting"`
+	WrapUp              time.Duration `json:"wrap_up"`
+	// EndedMessage is the automated message sent when the agent ends the
+	// conversation ("" = none).
+	EndedMessage string `json:"ended_message,omitempty"`
+}
+
+// SettingsOf maps a workstream to the settings the workflow applies.
+func SettingsOf(w store.Workstream) Settings {
+	s := Settings{
+		HumanAgentTag:       w.HumanAgentTag,
+		CustomerAttachments: w.CustomerAttachments,
+		AgentAttachments:    w.AgentAttachments,
+		AutoCloseOpen:       w.AutoCloseOpen,
+		AutoCloseActive:     w.AutoCloseActive,
+		AutoCloseWaiting:    w.AutoCloseWaiting,
+		WrapUp:              w.WrapUpDuration,
+	}
+	if m, ok := w.AutomatedMessages[store.TriggerConversationEnded]; ok && m.Enabled {
+		s.EndedMessage = m.Text
+	}
+	return s
+}
+
+// LoadSettings reads the page's workstream (or the defaults) now: settings
+// apply when they are read, never frozen at conversation start.
+func (a *Sender) LoadSettings(ctx context.Context, pageRef string) (Settings, error) {
+	w, err := a.Store.WorkstreamForPage(ctx, pageRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return SettingsOf(store.DefaultWorkstream()), nil
+	}
+	if err != nil {
+		return Settings{}, fmt.Errorf("workstream of page %s: %w", pageRef, err)
+	}
+	return SettingsOf(w), nil
+}

@@ -1,0 +1,400 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Workstream is how the conversations of one page are handled. A page has
+// at most one live workstream; a page without one gets DefaultWorkstream.
+// The conversation workflow reads these settings when they apply.
+type Workstream struct {
+	ID       string
+	Name     string
+	PageRef  string // our page id (Page.ID)
+	Language string // canonical, e.g. "en" or "fr-CA"
+	// HumanAgentTag allows agent replies with Meta's HUMAN_AGENT tag from
+	// 24 hours to 7 days after the customer's last message.
+	HumanAgentTag       bool
+	CustomerAttachments bool
+	AgentAttachments    bool
+	// Inactivity after which a conversation in that state is closed; 0 is never.
+	AutoCloseOpen    time.Duration
+	AutoCloseActive  time.Duration
+	AutoCloseWaiting time.Duration
+	// WrapUpDuration is how long wrap_up lasts before closed; 0 closes at once.
+	WrapUpDuration time.Duration
+	// AutomatedMessages maps a trigger (Triggers) to its message. Reads
+	// always return a non-nil map.
+	AutomatedMessages map[string]AutomatedMessage
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	DeletedAt         *time.Time
+}
+
+// AutomatedMessage is the text sent on a trigger, when enabled.
+type AutomatedMessage struct {
+	Enabled bool   `json:"enabled"`
+	Text    string `json:"text"`
+}
+
+// WorkstreamUpdate changes the non-nil fields of a workstream; its page
+// cannot change. AutomatedMessages, when set, replaces every message.
+type WorkstreamUpdate struct {
+	Name                *string
+	Language            *string
+	HumanAgentTag       *bool
+	CustomerAttachments *bool
+	AgentAttachments    *bool
+	AutoCloseOpen       *time.Duration
+	AutoCloseActive     *time.Duration
+	AutoCloseWaiting    *time.Duration
+	WrapUpDuration      *time.Duration
+	AutomatedMessages   *map[string]AutomatedMessage
+}
+
+// Automated message triggers. More come with later issues.
+const (
+	// TriggerConversationEnded is sent when the agent ends the conversation.
+	TriggerConversationEnded = "conversation_ended"
+)
+
+var triggers = []string{TriggerConversationEnded}
+
+// Triggers returns the automated message triggers Parley knows.
+func Triggers() []string { return slices.Clone(triggers) }
+
+// MaxAutomatedMessageText is Messenger's limit on a text message, in characters.
+const MaxAutomatedMessageText = 2000
+
+// DefaultWorkstream is what applies to a page without a workstream:
+// Dynamics' defaults for social channels (auto-close Open and Active after
+// 30 days, wrap-up 1 day), Waiting after 7 days, attachments allowed both
+// ways, no HUMAN_AGENT tag, no automated messages.
+func DefaultWorkstream() Workstream {
+	return Workstream{
+		Language:            "en",
+		HumanAgentTag:       false,
+		CustomerAttachments: true,
+		AgentAttachments:    true,
+		AutoCloseOpen:       30 * 24 * time.Hour,
+		AutoCloseActive:     30 * 24 * time.Hour,
+		AutoCloseWaiting:    7 * 24 * time.Hour,
+		WrapUpDuration:      24 * time.Hour,
+		AutomatedMessages:   map[string]AutomatedMessage{},
+	}
+}
+
+// languageTag is a language (2 or 3 letters) with an optional region (2
+// letters or 3 digits, as in es-419).
+var languageTag = regexp.MustCompile(`^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$`)
+
+// CanonicalLanguage returns tag in canonical case ("EN-us" -> "en-US") and
+// whether it is a language code Parley accepts.
+func CanonicalLanguage(tag string) (string, bool) {
+	lang, region, hasRegion := strings.Cut(tag, "-")
+	canon := strings.ToLower(lang)
+	if hasRegion {
+		canon += "-" + strings.ToUpper(region)
+	}
+	if !languageTag.MatchString(canon) {
+		return "", false
+	}
+	return canon, true
+}
+
+// normalize checks w's settings and canonicalizes them.
+func (w *Workstream) normalize() error {
+	if strings.TrimSpace(w.Name) == "" {
+		return invalidf("workstream name is required")
+	}
+	lang, ok := CanonicalLanguage(w.Language)
+	if !ok {
+		return invalidf("language %q: want a code such as en or fr-CA", w.Language)
+	}
+	w.Language = lang
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"auto-close open", w.AutoCloseOpen},
+		{"auto-close active", w.AutoCloseActive},
+		{"auto-close waiting", w.AutoCloseWaiting},
+		{"wrap-up duration", w.WrapUpDuration},
+	} {
+		if d.v < 0 {
+			return invalidf("%s %v is negative", d.name, d.v)
+		}
+		// Stored in milliseconds: finer values would not read back.
+		if d.v%time.Millisecond != 0 {
+			return invalidf("%s %v is not a whole number of milliseconds", d.name, d.v)
+		}
+	}
+	for _, trigger := range slices.Sorted(maps.Keys(w.AutomatedMessages)) {
+		m := w.AutomatedMessages[trigger]
+		if !slices.Contains(triggers, trigger) {
+			return invalidf("unknown automated message trigger %q", trigger)
+		}
+		if m.Enabled && strings.TrimSpace(m.Text) == "" {
+			return invalidf("automated message %s is enabled without text", trigger)
+		}
+		if utf8.RuneCountInString(m.Text) > MaxAutomatedMessageText {
+			return invalidf("automated message %s is longer than %d characters", trigger, MaxAutomatedMessageText)
+		}
+	}
+	if w.AutomatedMessages == nil {
+		w.AutomatedMessages = map[string]AutomatedMessage{}
+	}
+	return nil
+}
+
+type workstreamRow struct {
+	ID                  string       `db:"id"`
+	Name                string       `db:"name"`
+	PageRef             string       `db:"page_ref"`
+	Language            string       `db:"language"`
+	HumanAgentTag       bool         `db:"human_agent_tag"`
+	CustomerAttachments bool         `db:"customer_attachments"`
+	AgentAttachments    bool         `db:"agent_attachments"`
+	AutoCloseOpenMS     int64        `db:"auto_close_open_ms"`
+	AutoCloseActiveMS   int64        `db:"auto_close_active_ms"`
+	AutoCloseWaitingMS  int64        `db:"auto_close_waiting_ms"`
+	WrapUpMS            int64        `db:"wrap_up_ms"`
+	AutomatedMessages   string       `db:"automated_messages"`
+	CreatedAt           time.Time    `db:"created_at"`
+	UpdatedAt           time.Time    `db:"updated_at"`
+	DeletedAt           sql.NullTime `db:"deleted_at"`
+}
+
+const workstreamColumns = `id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
+	auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
+	created_at, updated_at, deleted_at`
+
+func (r workstreamRow) workstream() (Workstream, error) {
+	msgs := map[string]AutomatedMessage{}
+	if err := json.Unmarshal([]byte(r.AutomatedMessages), &msgs); err != nil {
+		return Workstream{}, fmt.Errorf("workstream %s: automated messages: %w", r.ID, err)
+	}
+	return Workstream{
+		ID:                  r.ID,
+		Name:                r.Name,
+		PageRef:             r.PageRef,
+		Language:            r.Language,
+		HumanAgentTag:       r.HumanAgentTag,
+		CustomerAttachments: r.CustomerAttachments,
+		AgentAttachments:    r.AgentAttachments,
+		AutoCloseOpen:       time.Duration(r.AutoCloseOpenMS) * time.Millisecond,
+		AutoCloseActive:     time.Duration(r.AutoCloseActiveMS) * time.Millisecond,
+		AutoCloseWaiting:    time.Duration(r.AutoCloseWaitingMS) * time.Millisecond,
+		WrapUpDuration:      time.Duration(r.WrapUpMS) * time.Millisecond,
+		AutomatedMessages:   msgs,
+		CreatedAt:           r.CreatedAt.UTC(),
+		UpdatedAt:           r.UpdatedAt.UTC(),
+		DeletedAt:           timePtr(r.DeletedAt),
+	}, nil
+}
+
+func workstreamRowOf(w Workstream) (workstreamRow, error) {
+	msgs, err := json.Marshal(w.AutomatedMessages)
+	if err != nil {
+		return workstreamRow{}, err
+	}
+	return workstreamRow{
+		ID:                  w.ID,
+		Name:                w.Name,
+		PageRef:             w.PageRef,
+		Language:            w.Language,
+		HumanAgentTag:       w.HumanAgentTag,
+		CustomerAttachments: w.CustomerAttachments,
+		AgentAttachments:    w.AgentAttachments,
+		AutoCloseOpenMS:     w.AutoCloseOpen.Milliseconds(),
+		AutoCloseActiveMS:   w.AutoCloseActive.Milliseconds(),
+		AutoCloseWaitingMS:  w.AutoCloseWaiting.Milliseconds(),
+		WrapUpMS:            w.WrapUpDuration.Milliseconds(),
+		AutomatedMessages:   string(msgs),
+		CreatedAt:           w.CreatedAt,
+		UpdatedAt:           w.UpdatedAt,
+	}, nil
+}
+
+// CreateWorkstream binds a new workstream to a page. It returns ErrNotFound
+// if the page does not exist (or is deleted), ErrConflict if the page
+// already has a live workstream and ErrInvalid for bad settings.
+func (s *Store) CreateWorkstream(ctx context.Context, w Workstream) (_ Workstream, err error) {
+	defer wrap(&err, "store.CreateWorkstream(page %q)", w.PageRef)
+	if w.PageRef == "" {
+		return Workstream{}, invalidf("page is required")
+	}
+	if err := w.normalize(); err != nil {
+		return Workstream{}, err
+	}
+	if w.ID, err = newID(); err != nil {
+		return Workstream{}, err
+	}
+	now := s.clock()
+	w.CreatedAt, w.UpdatedAt, w.DeletedAt = now, now, nil
+	r, err := workstreamRowOf(w)
+	if err != nil {
+		return Workstream{}, err
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// On PostgreSQL, FOR SHARE holds off a concurrent DeletePage until
+		// we commit; SQLite's immediate transactions exclude other writers.
+		lockPage := `SELECT id FROM pages WHERE id = ? AND deleted_at IS NULL`
+		if s.dialect == DialectPostgres {
+			lockPage += ` FOR SHARE`
+		}
+		var pageRef string
+		if err := get(ctx, tx, &pageRef, lockPage, w.PageRef); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("page %s: %w", w.PageRef, ErrNotFound)
+			}
+			return err
+		}
+		var existing string
+		err := get(ctx, tx, &existing, `SELECT id FROM workstreams WHERE page_ref = ? AND deleted_at IS NULL`, w.PageRef)
+		switch {
+		case err == nil:
+			return fmt.Errorf("%w: page %s already has workstream %s", ErrConflict, w.PageRef, existing)
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		_, err = exec(ctx, tx, `
+			INSERT INTO workstreams (id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
+				auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
+				created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Name, r.PageRef, r.Language, r.HumanAgentTag, r.CustomerAttachments, r.AgentAttachments,
+			r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS, r.WrapUpMS, r.AutomatedMessages,
+			s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt))
+		if isUniqueViolation(err) {
+			// A concurrent CreateWorkstream for the same page won.
+			return fmt.Errorf("%w: page %s already has a workstream: %w", ErrConflict, w.PageRef, err)
+		}
+		return err
+	})
+	if err != nil {
+		return Workstream{}, err
+	}
+	return r.workstream()
+}
+
+// GetWorkstream returns a live workstream.
+func (s *Store) GetWorkstream(ctx context.Context, id string) (_ Workstream, err error) {
+	defer wrap(&err, "store.GetWorkstream(%q)", id)
+	return getWorkstream(ctx, s.db, `id = ?`, id)
+}
+
+// WorkstreamForPage returns the page's live workstream; ErrNotFound when it
+// has none (DefaultWorkstream applies then).
+func (s *Store) WorkstreamForPage(ctx context.Context, pageRef string) (_ Workstream, err error) {
+	defer wrap(&err, "store.WorkstreamForPage(%q)", pageRef)
+	return getWorkstream(ctx, s.db, `page_ref = ?`, pageRef)
+}
+
+// getWorkstream returns the live workstream matching where.
+func getWorkstream(ctx context.Context, q querier, where string, args ...any) (Workstream, error) {
+	var r workstreamRow
+	if err := get(ctx, q, &r, `SELECT `+workstreamColumns+` FROM workstreams WHERE deleted_at IS NULL AND `+where, args...); err != nil {
+		return Workstream{}, err
+	}
+	return r.workstream()
+}
+
+// ListWorkstreams returns the live workstreams, oldest first.
+func (s *Store) ListWorkstreams(ctx context.Context) (_ []Workstream, err error) {
+	defer wrap(&err, "store.ListWorkstreams")
+	var rows []workstreamRow
+	if err := list(ctx, s.db, &rows, `SELECT `+workstreamColumns+` FROM workstreams WHERE deleted_at IS NULL ORDER BY created_at, id`); err != nil {
+		return nil, err
+	}
+	out := make([]Workstream, len(rows))
+	for i, r := range rows {
+		if out[i], err = r.workstream(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// UpdateWorkstream changes the fields of u that are not nil. It returns
+// ErrInvalid, and changes nothing, when the result would be invalid.
+func (s *Store) UpdateWorkstream(ctx context.Context, id string, u WorkstreamUpdate) (_ Workstream, err error) {
+	defer wrap(&err, "store.UpdateWorkstream(%q)", id)
+	// FOR UPDATE: two concurrent updates must not both start from the same row.
+	lock := ""
+	if s.dialect == DialectPostgres {
+		lock = ` FOR UPDATE`
+	}
+	var out Workstream
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		w, err := getWorkstream(ctx, tx, `id = ?`+lock, id)
+		if err != nil {
+			return err
+		}
+		u.Apply(&w)
+		if err := w.normalize(); err != nil {
+			return err
+		}
+		w.UpdatedAt = s.clock()
+		r, err := workstreamRowOf(w)
+		if err != nil {
+			return err
+		}
+		if err := execOne(ctx, tx, `
+			UPDATE workstreams SET name = ?, language = ?, human_agent_tag = ?, customer_attachments = ?,
+				agent_attachments = ?, auto_close_open_ms = ?, auto_close_active_ms = ?, auto_close_waiting_ms = ?,
+				wrap_up_ms = ?, automated_messages = ?, updated_at = ?
+			WHERE id = ? AND deleted_at IS NULL`,
+			r.Name, r.Language, r.HumanAgentTag, r.CustomerAttachments,
+			r.AgentAttachments, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS,
+			r.WrapUpMS, r.AutomatedMessages, s.timestamp(r.UpdatedAt), id); err != nil {
+			return err
+		}
+		out, err = r.workstream()
+		return err
+	})
+	return out, err
+}
+
+// Apply sets the non-nil fields of u on w (a copy of the messages map).
+func (u WorkstreamUpdate) Apply(w *Workstream) {
+	setIf(&w.Name, u.Name)
+	setIf(&w.Language, u.Language)
+	setIf(&w.HumanAgentTag, u.HumanAgentTag)
+	setIf(&w.CustomerAttachments, u.CustomerAttachments)
+	setIf(&w.AgentAttachments, u.AgentAttachments)
+	setIf(&w.AutoCloseOpen, u.AutoCloseOpen)
+	setIf(&w.AutoCloseActive, u.AutoCloseActive)
+	setIf(&w.AutoCloseWaiting, u.AutoCloseWaiting)
+	setIf(&w.WrapUpDuration, u.WrapUpDuration)
+	if u.AutomatedMessages != nil {
+		w.AutomatedMessages = maps.Clone(*u.AutomatedMessages)
+	}
+}
+
+// setIf sets *dst to *v unless v is nil.
+func setIf[T any](dst, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// DeleteWorkstream soft-deletes a workstream: its page gets the defaults
+// until another workstream is created for it.
+func (s *Store) DeleteWorkstream(ctx context.Context, id string) (err error) {
+	defer wrap(&err, "store.DeleteWorkstream(%q)", id)
+	now := s.timestamp(s.clock())
+	return execOne(ctx, s.db, `UPDATE workstreams SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL`, now, now, id)
+}

@@ -1,0 +1,351 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"parley/activities"
+	"parley/messenger"
+)
+
+// run is the conversation's lifecycle: open -> active <-> waiting ->
+// wrap_up -> closed, Meta's windows, and auto-close timers.
+func (c *conversation) run(ctx workflow.Context) error {
+	if c.state.ConversationID == "" {
+		if err := c.open(ctx); err != nil {
+			return err
+		}
+	}
+	c.state.Runs++
+	if c.state.Outbox == nil {
+		c.state.Outbox = map[string]string{}
+	}
+	if c.state.Settings == nil {
+		if err := c.loadSettings(ctx); err != nil {
+			return err
+		}
+	}
+	if len(c.in.Pending) > 0 {
+		pending := c.in.Pending
+		c.in.Pending = nil
+		if err := c.onEvents(ctx, pending); err != nil {
+			return err
+		}
+	}
+	for {
+		if err := c.checkDeadlines(ctx); err != nil {
+			return err
+		}
+		if c.state.State == StateClosed {
+			break
+		}
+		if err := c.publish(ctx); err != nil {
+			return err
+		}
+		if c.shouldContinueAsNew(ctx) {
+			return c.continueAsNew(ctx)
+		}
+		c.arm(ctx)
+		var events []messenger.Event
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(c.signals, func(ch workflow.ReceiveChannel, _ bool) {
+			var first MessengerEventsSignal
+			ch.Receive(ctx, &first)
+			c.signalsThisRun++
+			events = append(first.Events, c.drain()...)
+		})
+		sel.AddReceive(c.wake, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil) })
+		for _, t := range c.timers {
+			if t.future != nil {
+				sel.AddFuture(t.future, t.fire)
+			}
+		}
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return c.canceled(ctx)
+		}
+		if len(events) > 0 {
+			if err := c.onEvents(ctx, events); err != nil {
+				return err
+			}
+		}
+	}
+	return c.finish(ctx)
+}
+
+// onEvents records what the customer (or Meta) sent and applies the
+// transitions it causes.
+func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) error {
+	if c.state.State == StateWrapUp && opensWindow(events) {
+		// The agent has ended this conversation: the customer's new message
+		// opens the next one, linked to this.
+		c.next = append(c.next, events...)
+		return c.close(ctx, "the customer wrote again after the agent ended the conversation")
+	}
+	before := c.state.LastCustomerMessageAt
+	if err := c.record(ctx, events); err != nil {
+		return err
+	}
+	if c.state.LastCustomerMessageAt == before {
+		return nil
+	}
+	c.state.LastActivityAt = workflow.Now(ctx).UTC()
+	if c.state.State == StateWaiting {
+		// Set aside by the agent: the customer's reply brings it back to that agent.
+		to := StateOpen
+		if c.state.AgentID != "" {
+			to = StateActive
+		}
+		return c.transition(ctx, to)
+	}
+	return nil
+}
+
+func opensWindow(events []messenger.Event) bool {
+	for _, e := range events {
+		if e.OpensWindow() {
+			return true
+		}
+	}
+	return false
+}
+
+// transition moves to state `to` and saves the conversation.
+func (c *conversation) transition(ctx workflow.Context, to string) error {
+	now := workflow.Now(ctx).UTC()
+	c.state.State = to
+	c.state.StateSince = now
+	c.state.LastActivityAt = now
+	if to != StateClosed {
+		// Auto-close durations apply from the state entered: read them now.
+		if err := c.loadSettings(ctx); err != nil {
+			return err
+		}
+	}
+	actx := workflow.WithActivityOptions(ctx, storeActivity("save the conversation's state"))
+	if err := workflow.ExecuteActivity(actx, activities.SaveConversationName, c.recordInput(nil)).Get(ctx, nil); err != nil {
+		return fmt.Errorf("save conversation: %w", err)
+	}
+	c.wake.SendAsync(true)
+	return nil
+}
+
+func (c *conversation) close(ctx workflow.Context, reason string) error {
+	now := workflow.Now(ctx).UTC()
+	c.state.ClosedAt = &now
+	c.state.ClosedReason = reason
+	return c.transition(ctx, StateClosed)
+}
+
+func (c *conversation) loadSettings(ctx workflow.Context) error {
+	var s activities.Settings
+	actx := workflow.WithActivityOptions(ctx, storeActivity("read the workstream settings"))
+	if err := workflow.ExecuteActivity(actx, activities.LoadSettingsName, c.in.PageRef).Get(ctx, &s); err != nil {
+		return fmt.Errorf("load settings: %w", err)
+	}
+	c.state.Settings = &s
+	return nil
+}
+
+// autoCloseDeadline is when the current state ends for lack of activity.
+func (c *conversation) autoCloseDeadline() time.Time {
+	s := c.state.Settings
+	if s == nil {
+		return time.Time{}
+	}
+	var d time.Duration
+	from := c.state.LastActivityAt
+	switch c.state.State {
+	case StateOpen:
+		d = s.AutoCloseOpen
+	case StateActive:
+		d = s.AutoCloseActive
+	case StateWaiting:
+		d = s.AutoCloseWaiting
+	case StateWrapUp:
+		d, from = s.WrapUp, c.state.StateSince
+	}
+	if d <= 0 {
+		return time.Time{}
+	}
+	return from.Add(d)
+}
+
+func (c *conversation) mode(now time.Time, automated bool) Mode {
+	tag := c.state.Settings != nil && c.state.Settings.HumanAgentTag
+	return ReplyMode(now, c.state.LastCustomerMessageAt, c.windows, tag, automated)
+}
+
+// arm keeps one timer per deadline (lazy deadlines).
+func (c *conversation) arm(ctx workflow.Context) {
+	m := c.mode(workflow.Now(ctx), false)
+	c.timers[0].arm(ctx, m.ReplyDeadline)
+	c.timers[1].arm(ctx, m.HumanAgentDeadline)
+	c.timers[2].arm(ctx, c.autoCloseDeadline())
+}
+
+// checkDeadlines closes the conversation whose auto-close time has come,
+// after re-reading the settings (an admin may have changed them).
+func (c *conversation) checkDeadlines(ctx workflow.Context) error {
+	if c.state.State == StateClosed {
+		return nil
+	}
+	now := workflow.Now(ctx)
+	if d := c.autoCloseDeadline(); d.IsZero() || now.Before(d) {
+		return nil
+	}
+	if err := c.loadSettings(ctx); err != nil {
+		return err
+	}
+	d := c.autoCloseDeadline()
+	if d.IsZero() || now.Before(d) {
+		return nil
+	}
+	if c.state.State == StateWrapUp {
+		return c.close(ctx, "wrap-up ended after "+span(c.state.Settings.WrapUp))
+	}
+	return c.close(ctx, fmt.Sprintf("closed automatically after %s without activity while %s", span(d.Sub(c.state.LastActivityAt)), c.state.State))
+}
+
+// canceled closes a conversation canceled from Temporal (an operator's
+// decision) so that its record does not stay open, then ends the run.
+func (c *conversation) canceled(ctx workflow.Context) error {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	if err := c.close(dctx, "canceled from Temporal"); err != nil {
+		return err
+	}
+	if err := c.publish(dctx); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// finish ends a closed conversation once every update is answered. Events
+// that arrived meanwhile start the next conversation, so none is lost.
+func (c *conversation) finish(ctx workflow.Context) error {
+	if err := c.publish(ctx); err != nil {
+		return err
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	next := append(c.next, c.drain()...)
+	if len(next) == 0 {
+		return nil
+	}
+	fresh := c.in
+	fresh.Carried, fresh.Pending = nil, next
+	return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, fresh)
+}
+
+// continueAsNew carries the state into a fresh run once every update is
+// answered and every buffered signal handled, so none is lost.
+func (c *conversation) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for batch := c.drain(); len(batch) > 0; batch = c.drain() {
+		var err error
+		if c.state.Lifecycle == 0 {
+			err = c.record(ctx, batch)
+		} else {
+			err = c.onEvents(ctx, batch)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if c.state.State == StateClosed {
+		return c.finish(ctx)
+	}
+	next := c.in
+	carried := c.state
+	next.Carried = &carried
+	return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, next)
+}
+
+// published is what the search attributes and details last said.
+type published struct {
+	state, agent string
+	deadline     time.Time
+	details      string
+}
+
+// publish keeps Temporal Web current: search attributes (upserted only when
+// they change) and, in plain words, where the conversation stands.
+func (c *conversation) publish(ctx workflow.Context) error {
+	now := workflow.Now(ctx)
+	m := c.mode(now, false)
+	var updates []temporal.SearchAttributeUpdate
+	if c.published.state != c.state.State {
+		updates = append(updates, SearchAttrState.ValueSet(c.state.State))
+	}
+	if c.published.agent != c.state.AgentID {
+		if c.state.AgentID == "" {
+			updates = append(updates, SearchAttrAgent.ValueUnset())
+		} else {
+			updates = append(updates, SearchAttrAgent.ValueSet(c.state.AgentID))
+		}
+	}
+	if !m.ReplyDeadline.IsZero() && !c.published.deadline.Equal(m.ReplyDeadline) {
+		updates = append(updates, SearchAttrReplyDeadline.ValueSet(m.ReplyDeadline))
+	}
+	if len(updates) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			return fmt.Errorf("upsert search attributes: %w", err)
+		}
+		c.published.state, c.published.agent, c.published.deadline = c.state.State, c.state.AgentID, m.ReplyDeadline
+	}
+	if d := c.details(now, m); d != c.published.details {
+		workflow.SetCurrentDetails(ctx, d)
+		c.published.details = d
+	}
+	return nil
+}
+
+func (c *conversation) details(now time.Time, m Mode) string {
+	var b strings.Builder
+	s := c.state
+	agent := s.AgentID
+	switch s.State {
+	case StateOpen:
+		b.WriteString("**Open**: waiting for an agent to be assigned.")
+	case StateActive:
+		fmt.Fprintf(&b, "**Active** with agent %s: waiting for the agent to reply or end the conversation.", agent)
+	case StateWaiting:
+		fmt.Fprintf(&b, "**Waiting**: set aside by agent %s; waiting for the customer to write again.", agent)
+	case StateWrapUp:
+		fmt.Fprintf(&b, "**Wrap-up**: agent %s ended the conversation.", agent)
+	case StateClosed:
+		fmt.Fprintf(&b, "**Closed** at %s: %s.", stamp(*s.ClosedAt), s.ClosedReason)
+	}
+	b.WriteString("\n\n")
+	switch m.Mode {
+	case ModeResponse:
+		fmt.Fprintf(&b, "Replies go as RESPONSE until %s", stamp(m.ReplyDeadline))
+		if c.state.Settings != nil && c.state.Settings.HumanAgentTag {
+			fmt.Fprintf(&b, ", then as HUMAN_AGENT until %s.", stamp(m.HumanAgentDeadline))
+		} else {
+			b.WriteString("; the human-agent tag is off.")
+		}
+	case ModeHumanAgent:
+		fmt.Fprintf(&b, "The 24-hour window closed; agents may reply as HUMAN_AGENT until %s. Automated messages may not be sent.", stamp(m.HumanAgentDeadline))
+	default:
+		fmt.Fprintf(&b, "Nothing may be sent: %s.", m.Reason)
+	}
+	if d := c.autoCloseDeadline(); !d.IsZero() && s.State != StateClosed {
+		if s.State == StateWrapUp {
+			fmt.Fprintf(&b, "\n\nCloses at %s when wrap-up ends.", stamp(d))
+		} else {
+			fmt.Fprintf(&b, "\n\nCloses automatically at %s if nothing happens.", stamp(d))
+		}
+	}
+	fmt.Fprintf(&b, "\n\n%d message(s) from the customer, %d from agents, %d from the page outside Parley.",
+		s.CustomerMessages, s.AgentMessages, s.PageMessages)
+	return b.String()
+}

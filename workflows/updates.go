@@ -1,0 +1,414 @@
+package workflows
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"parley/activities"
+	"parley/messenger"
+)
+
+// AssignRequest gives the conversation to an agent (admins, until routing).
+type AssignRequest struct {
+	ConversationID string `json:"conversation_id"`
+	AgentID        string `json:"agent_id"`
+}
+
+// ActionRequest is a transition asked by an agent (ActorAgentID) or by an
+// administrator (ActorAgentID empty).
+type ActionRequest struct {
+	ConversationID string `json:"conversation_id"`
+	ActorAgentID   string `json:"actor_agent_id,omitempty"`
+}
+
+// ReplyRequest is an agent's reply: text, or one attachment by URL.
+type ReplyRequest struct {
+	ConversationID string `json:"conversation_id"`
+	AgentID        string `json:"agent_id"`
+	Text           string `json:"text,omitempty"`
+	AttachmentType string `json:"attachment_type,omitempty"`
+	AttachmentURL  string `json:"attachment_url,omitempty"`
+	// The workstream's settings as the API read them when the agent sent
+	// the reply: a tag switched on mid-conversation applies to the next reply.
+	HumanAgentTag    bool `json:"human_agent_tag"`
+	AgentAttachments bool `json:"agent_attachments"`
+}
+
+// MaxReplyLength bounds one reply (split into messages of 2000 characters).
+const MaxReplyLength = 20000
+
+// MessageResult is one message Parley sent (or could not send).
+type MessageResult struct {
+	ID            string `json:"id"`
+	Seq           int64  `json:"seq"`
+	Status        string `json:"status"`
+	MessagingType string `json:"messaging_type,omitempty"`
+	Tag           string `json:"tag,omitempty"`
+	MID           string `json:"mid,omitempty"`
+	ErrorCode     int    `json:"error_code,omitempty"`
+	ErrorSubcode  int    `json:"error_subcode,omitempty"`
+	ErrorReason   string `json:"error_reason,omitempty"`
+}
+
+// ReplyResult lists the messages a reply became, in order.
+type ReplyResult struct {
+	Messages []MessageResult `json:"messages"`
+}
+
+// TransitionResult is the conversation after a transition.
+type TransitionResult struct {
+	ConversationID string `json:"conversation_id"`
+	State          string `json:"state"`
+	AgentID        string `json:"agent_id,omitempty"`
+}
+
+func (c *conversation) registerUpdates(ctx workflow.Context) error {
+	for _, u := range []struct {
+		name      string
+		handler   any
+		validator any
+	}{
+		{UpdateAssign, c.assign, c.validateAssign},
+		{UpdateSetWaiting, c.setWaiting, c.validateSetWaiting},
+		{UpdateEnd, c.end, c.validateEnd},
+		{UpdateClose, c.closeByRequest, c.validateClose},
+		{UpdateSendReply, c.sendReply, c.validateReply},
+	} {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
+			return fmt.Errorf("register %s update: %w", u.name, err)
+		}
+	}
+	return nil
+}
+
+func (c *conversation) validateTarget(id string) error {
+	switch {
+	case c.state.Lifecycle == 0:
+		return refuse("this conversation is being upgraded; try again in a moment")
+	case id != c.state.ConversationID:
+		return refuse("conversation %s is closed", id)
+	case c.state.State == StateClosed:
+		return refuse("the conversation is closed")
+	}
+	return nil
+}
+
+func (c *conversation) validateActor(actor string) error {
+	if actor != "" && actor != c.state.AgentID {
+		return refuse("the conversation is not assigned to agent %s", actor)
+	}
+	return nil
+}
+
+func (c *conversation) result() TransitionResult {
+	return TransitionResult{ConversationID: c.state.ConversationID, State: c.state.State, AgentID: c.state.AgentID}
+}
+
+func (c *conversation) validateAssign(ctx workflow.Context, r AssignRequest) error {
+	if err := c.validateTarget(r.ConversationID); err != nil {
+		return err
+	}
+	if r.AgentID == "" {
+		return refuse("no agent given")
+	}
+	if c.state.State == StateWrapUp {
+		return refuse("the agent has ended the conversation: it cannot be assigned any more")
+	}
+	return nil
+}
+
+func (c *conversation) assign(ctx workflow.Context, r AssignRequest) (TransitionResult, error) {
+	c.updatesThisRun++
+	c.state.AgentID = r.AgentID
+	if err := c.transition(ctx, StateActive); err != nil {
+		return TransitionResult{}, err
+	}
+	return c.result(), nil
+}
+
+func (c *conversation) validateSetWaiting(ctx workflow.Context, r ActionRequest) error {
+	if err := c.validateTarget(r.ConversationID); err != nil {
+		return err
+	}
+	if c.state.State != StateActive {
+		return refuse("only an active conversation can be set to waiting; it is %s", c.state.State)
+	}
+	return c.validateActor(r.ActorAgentID)
+}
+
+func (c *conversation) setWaiting(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
+	c.updatesThisRun++
+	if err := c.transition(ctx, StateWaiting); err != nil {
+		return TransitionResult{}, err
+	}
+	return c.result(), nil
+}
+
+func (c *conversation) validateEnd(ctx workflow.Context, r ActionRequest) error {
+	if err := c.validateTarget(r.ConversationID); err != nil {
+		return err
+	}
+	if c.state.State != StateActive && c.state.State != StateWaiting {
+		return refuse("only an active or waiting conversation can be ended; it is %s", c.state.State)
+	}
+	return c.validateActor(r.ActorAgentID)
+}
+
+// end moves to wrap-up and sends the workstream's "conversation ended"
+// message, if any, only inside the 24-hour window and never tagged.
+func (c *conversation) end(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
+	c.updatesThisRun++
+	if err := c.transition(ctx, StateWrapUp); err != nil {
+		return TransitionResult{}, err
+	}
+	if text := c.state.Settings.EndedMessage; text != "" {
+		if _, err := c.sendAutomated(ctx, text); err != nil {
+			return TransitionResult{}, err
+		}
+	}
+	return c.result(), nil
+}
+
+func (c *conversation) validateClose(ctx workflow.Context, r ActionRequest) error {
+	if err := c.validateTarget(r.ConversationID); err != nil {
+		return err
+	}
+	return c.validateActor(r.ActorAgentID)
+}
+
+func (c *conversation) closeByRequest(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
+	c.updatesThisRun++
+	reason := "closed by an administrator"
+	if r.ActorAgentID != "" {
+		reason = "closed by agent " + r.ActorAgentID
+	}
+	if err := c.close(ctx, reason); err != nil {
+		return TransitionResult{}, err
+	}
+	return c.result(), nil
+}
+
+// validateReply refuses what Meta would refuse, with the reason.
+func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error {
+	if err := c.validateTarget(r.ConversationID); err != nil {
+		return err
+	}
+	if c.state.State != StateActive {
+		return refuse("only the agent of an active conversation can reply; it is %s", c.state.State)
+	}
+	if r.AgentID == "" || r.AgentID != c.state.AgentID {
+		return refuse("the conversation is not assigned to agent %s", r.AgentID)
+	}
+	switch {
+	case r.Text == "" && r.AttachmentURL == "":
+		return refuse("a reply needs text or an attachment")
+	case r.Text != "" && r.AttachmentURL != "":
+		return refuse("send the text and the attachment as two replies")
+	case len([]rune(r.Text)) > MaxReplyLength:
+		return refuse("the reply is longer than %d characters", MaxReplyLength)
+	case r.AttachmentURL != "" && !r.AgentAttachments:
+		return refuse("attachments from agents are off for this workstream")
+	case r.AttachmentURL != "":
+		switch r.AttachmentType {
+		case messenger.AttachmentImage, messenger.AttachmentAudio, messenger.AttachmentVideo, messenger.AttachmentFile:
+		default:
+			return refuse("attachment type must be image, audio, video or file")
+		}
+		if u, err := url.Parse(r.AttachmentURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return refuse("the attachment URL must be an absolute http(s) URL")
+		}
+	}
+	if m := ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, r.HumanAgentTag, false); m.Mode == ModeNone {
+		return refuse("%s", m.Reason)
+	}
+	return nil
+}
+
+func (c *conversation) sendReply(ctx workflow.Context, r ReplyRequest) (ReplyResult, error) {
+	c.updatesThisRun++
+	if err := c.sendMu.Lock(ctx); err != nil {
+		return ReplyResult{}, err
+	}
+	defer c.sendMu.Unlock()
+	var parts []outgoing
+	if r.AttachmentURL != "" {
+		parts = []outgoing{{attachmentType: r.AttachmentType, attachmentURL: r.AttachmentURL}}
+	} else {
+		for _, t := range messenger.SplitText(r.Text, messenger.MaxTextLength) {
+			parts = append(parts, outgoing{text: t})
+		}
+	}
+	for i := range parts {
+		parts[i].sender, parts[i].agentID, parts[i].tagOn = "agent", r.AgentID, r.HumanAgentTag
+	}
+	res, err := c.send(ctx, parts)
+	c.state.AgentMessages += len(parts)
+	c.state.LastActivityAt = workflow.Now(ctx).UTC()
+	c.wake.SendAsync(true)
+	return ReplyResult{Messages: res}, err
+}
+
+// sendAutomated sends a system message: never tagged, never outside the
+// 24-hour window (it is then recorded as not sent, with the reason).
+func (c *conversation) sendAutomated(ctx workflow.Context, text string) ([]MessageResult, error) {
+	if err := c.sendMu.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.sendMu.Unlock()
+	return c.send(ctx, []outgoing{{text: text, sender: "system", automated: true}})
+}
+
+// outgoing is one message to send.
+type outgoing struct {
+	text, attachmentType, attachmentURL string
+	sender, agentID                     string
+	tagOn, automated                    bool
+}
+
+// send records the messages as pending (or failed, when nothing may be sent
+// now), then sends them one after the other, in order.
+func (c *conversation) send(ctx workflow.Context, parts []outgoing) ([]MessageResult, error) {
+	now := workflow.Now(ctx).UTC()
+	entries := make([]activities.TranscriptEntry, len(parts))
+	results := make([]MessageResult, len(parts))
+	for i, p := range parts {
+		m := ReplyMode(now, c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated)
+		e := activities.TranscriptEntry{
+			Seq: c.state.NextSeq, Kind: string(messenger.KindMessage), Direction: "out", Sender: p.sender,
+			Text: p.text, At: now, Status: "pending", MessagingType: m.MessagingType, Tag: m.Tag,
+			AgentID: p.agentID, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
+		}
+		c.state.NextSeq++
+		if m.Mode == ModeNone {
+			e.Status, e.ErrorReason = "failed", "not sent: "+m.Reason
+		}
+		entries[i] = e
+		results[i] = MessageResult{ID: activities.MessageID(c.state.ConversationID, e.Seq), Seq: e.Seq, Status: e.Status,
+			MessagingType: e.MessagingType, Tag: e.Tag, ErrorReason: e.ErrorReason}
+	}
+	actx := workflow.WithActivityOptions(ctx, storeActivity("record the outgoing messages"))
+	if err := workflow.ExecuteActivity(actx, activities.RecordTranscriptName, c.recordInput(entries)).Get(ctx, nil); err != nil {
+		return nil, fmt.Errorf("record outgoing messages: %w", err)
+	}
+	for i, p := range parts {
+		if results[i].Status == "failed" {
+			continue
+		}
+		r, err := c.deliver(ctx, p, entries[i], results[i])
+		if err != nil {
+			return results, err
+		}
+		results[i] = r
+	}
+	return results, nil
+}
+
+// deliver sends one message through the Send API. Meta's clear refusals
+// fail it with their reason; throttling is retried after a pause; when the
+// outcome is unknown (Meta may have accepted it), Parley waits for the echo
+// that carries the message's id before trying again, so that a retry never
+// sends a message twice.
+func (c *conversation) deliver(ctx workflow.Context, p outgoing, e activities.TranscriptEntry, res MessageResult) (MessageResult, error) {
+	id := res.ID
+	c.state.Outbox[id] = ""
+	defer delete(c.state.Outbox, id)
+	summary := "send reply to customer"
+	if p.automated {
+		summary = "send automated message to customer"
+	}
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			m := ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated)
+			if m.Mode == ModeNone {
+				return c.failed(ctx, res, 0, 0, "not sent: "+m.Reason)
+			}
+			res.MessagingType, res.Tag = m.MessagingType, m.Tag
+		}
+		in := activities.SendInput{
+			MessageID: id, PageRef: c.in.PageRef, FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID,
+			Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
+			MessagingType: res.MessagingType, Tag: res.Tag,
+		}
+		var out activities.SendOutcome
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			Summary:             summary,
+			// One call per attempt: this loop decides, knowing what Meta answered.
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		if err := workflow.ExecuteActivity(actx, activities.SendMessageName, in).Get(ctx, &out); err != nil {
+			out = activities.SendOutcome{Outcome: activities.OutcomeUnknown, Reason: "the send did not finish: " + err.Error()}
+		}
+		switch out.Outcome {
+		case activities.OutcomeSent:
+			return c.sent(ctx, res, out.MID)
+		case activities.OutcomeRefused:
+			if out.Class == string(messenger.ClassTokenInvalid) {
+				if err := c.flagToken(ctx, out); err != nil {
+					return res, err
+				}
+			}
+			return c.failed(ctx, res, out.Code, out.Subcode, out.Reason)
+		case activities.OutcomeRetry:
+			if attempt >= c.limits.MaxSendAttempts {
+				return c.failed(ctx, res, out.Code, out.Subcode, fmt.Sprintf("gave up after %d attempts: %s", attempt, out.Reason))
+			}
+			pause := workflow.NewTimerWithOptions(ctx, backoff(attempt), workflow.TimerOptions{Summary: "pause before sending again (Meta is throttling)"})
+			if err := pause.Get(ctx, nil); err != nil {
+				return res, err
+			}
+		default:
+			ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout:      c.limits.EchoWait,
+				TimerOptions: workflow.TimerOptions{Summary: "wait for Meta's echo of the message"},
+			}, func() bool { return c.state.Outbox[id] != "" })
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				return c.sent(ctx, res, c.state.Outbox[id])
+			}
+			if attempt >= c.limits.MaxSendAttempts {
+				return c.failed(ctx, res, out.Code, out.Subcode, fmt.Sprintf("gave up after %d attempts: %s", attempt, out.Reason))
+			}
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := time.Second << min(attempt-1, 6)
+	return min(d, time.Minute)
+}
+
+func (c *conversation) sent(ctx workflow.Context, res MessageResult, mid string) (MessageResult, error) {
+	actx := workflow.WithActivityOptions(ctx, storeActivity("mark the message sent"))
+	in := activities.MarkSentInput{MessageID: res.ID, MID: mid, At: workflow.Now(ctx).UTC()}
+	if err := workflow.ExecuteActivity(actx, activities.MarkMessageSentName, in).Get(ctx, nil); err != nil {
+		return res, fmt.Errorf("mark sent: %w", err)
+	}
+	res.Status, res.MID = "sent", mid
+	return res, nil
+}
+
+func (c *conversation) failed(ctx workflow.Context, res MessageResult, code, subcode int, reason string) (MessageResult, error) {
+	actx := workflow.WithActivityOptions(ctx, storeActivity("mark the message failed"))
+	in := activities.MarkFailedInput{MessageID: res.ID, Code: code, Subcode: subcode, Reason: reason}
+	if err := workflow.ExecuteActivity(actx, activities.MarkMessageFailedName, in).Get(ctx, nil); err != nil {
+		return res, fmt.Errorf("mark failed: %w", err)
+	}
+	res.Status, res.ErrorCode, res.ErrorSubcode, res.ErrorReason = "failed", code, subcode, reason
+	return res, nil
+}
+
+func (c *conversation) flagToken(ctx workflow.Context, out activities.SendOutcome) error {
+	actx := workflow.WithActivityOptions(ctx, storeActivity("flag the page's token as invalid"))
+	in := activities.TokenInvalidInput{PageRef: c.in.PageRef, Code: out.Code, Subcode: out.Subcode, Reason: out.Reason}
+	if err := workflow.ExecuteActivity(actx, activities.MarkPageTokenInvalidName, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("flag page token: %w", err)
+	}
+	return nil
+}
