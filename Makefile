@@ -32,7 +32,7 @@ test: $(TEMPORAL)
 	  if out=$$(scripts/testpg.sh start); then export $$out; else echo "PostgreSQL not available: its store tests will be skipped"; fi; \
 	fi; \
 	$(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./... 2>&1 | tee .test.out; status=$$?; \
-	passed=$$(grep -c '^ok ' .test.out || true); failed=$$(grep -cE '^(FAIL|--- FAIL)' .test.out || true); \
+	passed=$$(grep -c '^ok ' .test.out || true); failed=$$(grep -cE '^FAIL[[:space:]]+parley' .test.out || true); \
 	rm -f .test.out; echo "packages: $$passed passed, $$failed failed"; exit $$status
 
 test-unit:

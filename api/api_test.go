@@ -328,3 +328,5 @@ func TestDeletingAnAccountStopsWebhooksAndKeepsHistory(t *testing.T) {
 		t.Errorf("transcript after deletion = %+v, want the one message", msgs.Data)
 	}
 }
+
+func jsonUnmarshal(raw []byte, out any) error { return json.Unmarshal(raw, out) }

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,6 +31,21 @@ type conversationJSON struct {
 	StartedAt              time.Time  `json:"started_at"`
 	UpdatedAt              time.Time  `json:"updated_at"`
 	ClosedAt               *time.Time `json:"closed_at,omitempty"`
+	ClosedReason           string     `json:"closed_reason,omitempty"`
+	// ReplyMode says what an agent may send now (single conversation only).
+	ReplyMode *replyModeJSON `json:"reply_mode,omitempty"`
+}
+
+// replyModeJSON is Meta's rule applied now: response (inside 24 h),
+// human_agent (24 h - 7 d with the workstream's tag on), or none, with why.
+type replyModeJSON struct {
+	Mode                   string     `json:"mode"`
+	MessagingType          string     `json:"messaging_type,omitempty"`
+	Tag                    string     `json:"tag,omitempty"`
+	Reason                 string     `json:"reason,omitempty"`
+	ReplyWindowEndsAt      *time.Time `json:"reply_window_ends_at,omitempty"`
+	HumanAgentWindowEndsAt *time.Time `json:"human_agent_window_ends_at,omitempty"`
+	HumanAgentTag          bool       `json:"human_agent_tag"`
 }
 
 func toConversationJSON(c store.Conversation) conversationJSON {
@@ -36,6 +53,7 @@ func toConversationJSON(c store.Conversation) conversationJSON {
 		ID: c.ID, Page: c.PageRef, AccountID: c.AccountID, PageID: c.FacebookPageID, PSID: c.PSID, State: c.State,
 		AgentID: c.AgentID, WorkflowID: c.WorkflowID, MessageCount: c.MessageCount, LastCustomerMessageAt: c.LastCustomerMessageAt,
 		PreviousConversationID: c.PreviousConversationID, StartedAt: c.StartedAt, UpdatedAt: c.UpdatedAt, ClosedAt: c.ClosedAt,
+		ClosedReason: c.ClosedReason,
 	}
 }
 
@@ -50,8 +68,16 @@ func (s *Server) listConversations(c echo.Context) error {
 		FacebookPageID: c.QueryParam("page_id"),
 		PSID:           c.QueryParam("psid"),
 		State:          c.QueryParam("state"),
+		AgentID:        c.QueryParam("agent_id"),
 		Limit:          limit,
 		Cursor:         c.QueryParam("cursor"),
+	}
+	if p := PrincipalFrom(c); p.Role == RoleAgent {
+		// Agents see the conversations given to them.
+		if f.AgentID != "" && f.AgentID != p.AgentID {
+			return apierror.New(http.StatusForbidden, "forbidden", "agents see only their own conversations")
+		}
+		f.AgentID = p.AgentID
 	}
 	if f.FacebookPageID != "" {
 		if err := digits("page_id", f.FacebookPageID); err != nil {
@@ -80,34 +106,84 @@ func (s *Server) listConversations(c echo.Context) error {
 }
 
 func (s *Server) getConversation(c echo.Context) error {
+	cv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	out := toConversationJSON(cv)
+	mode, err := s.replyMode(c.Request().Context(), cv)
+	if err != nil {
+		return err
+	}
+	out.ReplyMode = &mode
+	return c.JSON(http.StatusOK, out)
+}
+
+// conversation loads the conversation of the URL, which an agent may see
+// only when it is given to them.
+func (s *Server) conversation(c echo.Context) (store.Conversation, error) {
 	cv, err := s.opts.Store.GetConversation(c.Request().Context(), c.Param("id"))
 	if err != nil {
-		return storeError(err, "conversation", c.Param("id"))
+		return cv, storeError(err, "conversation", c.Param("id"))
 	}
-	return c.JSON(http.StatusOK, toConversationJSON(cv))
+	if p := PrincipalFrom(c); p.Role == RoleAgent && cv.AgentID != p.AgentID {
+		return cv, apierror.NotFound("conversation", c.Param("id"))
+	}
+	return cv, nil
+}
+
+// workstream is the page's workstream now, or the defaults.
+func (s *Server) workstream(ctx context.Context, pageRef string) (store.Workstream, error) {
+	w, err := s.opts.Store.WorkstreamForPage(ctx, pageRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.DefaultWorkstream(), nil
+	}
+	if err != nil {
+		return w, apierror.Internal(fmt.Errorf("workstream of page %s: %w", pageRef, err))
+	}
+	return w, nil
+}
+
+func (s *Server) replyMode(ctx context.Context, cv store.Conversation) (replyModeJSON, error) {
+	w, err := s.workstream(ctx, cv.PageRef)
+	if err != nil {
+		return replyModeJSON{}, err
+	}
+	m := workflows.ReplyMode(s.opts.Now(), cv.LastCustomerMessageAt, s.opts.Windows, w.HumanAgentTag, false)
+	out := replyModeJSON{Mode: m.Mode, MessagingType: m.MessagingType, Tag: m.Tag, Reason: m.Reason, HumanAgentTag: w.HumanAgentTag}
+	if cv.State == workflows.StateClosed {
+		out = replyModeJSON{Mode: workflows.ModeNone, Reason: "the conversation is closed", HumanAgentTag: w.HumanAgentTag}
+	}
+	if !m.ReplyDeadline.IsZero() {
+		out.ReplyWindowEndsAt, out.HumanAgentWindowEndsAt = &m.ReplyDeadline, &m.HumanAgentDeadline
+	}
+	return out, nil
 }
 
 type messageJSON struct {
-	ID           string          `json:"id"`
-	Seq          int64           `json:"seq"`
-	Direction    string          `json:"direction"`
-	Sender       string          `json:"sender"`
-	Kind         string          `json:"kind"`
-	MID          string          `json:"mid,omitempty"`
-	Text         string          `json:"text,omitempty"`
-	Attachments  json.RawMessage `json:"attachments,omitempty"`
-	Status       string          `json:"status"`
-	ErrorCode    int             `json:"error_code,omitempty"`
-	ErrorSubcode int             `json:"error_subcode,omitempty"`
-	ErrorReason  string          `json:"error_reason,omitempty"`
-	SentAt       time.Time       `json:"sent_at"`
-	CreatedAt    time.Time       `json:"created_at"`
+	ID            string          `json:"id"`
+	Seq           int64           `json:"seq"`
+	Direction     string          `json:"direction"`
+	Sender        string          `json:"sender"`
+	Kind          string          `json:"kind"`
+	AgentID       string          `json:"agent_id,omitempty"`
+	MessagingType string          `json:"messaging_type,omitempty"`
+	Tag           string          `json:"tag,omitempty"`
+	MID           string          `json:"mid,omitempty"`
+	Text          string          `json:"text,omitempty"`
+	Attachments   json.RawMessage `json:"attachments,omitempty"`
+	Status        string          `json:"status"`
+	ErrorCode     int             `json:"error_code,omitempty"`
+	ErrorSubcode  int             `json:"error_subcode,omitempty"`
+	ErrorReason   string          `json:"error_reason,omitempty"`
+	SentAt        time.Time       `json:"sent_at"`
+	CreatedAt     time.Time       `json:"created_at"`
 }
 
 func (s *Server) listMessages(c echo.Context) error {
 	ctx := c.Request().Context()
-	if _, err := s.opts.Store.GetConversation(ctx, c.Param("id")); err != nil {
-		return storeError(err, "conversation", c.Param("id"))
+	if _, err := s.conversation(c); err != nil {
+		return err
 	}
 	limit, err := queryInt(c, "limit", 100, 1000)
 	if err != nil {
@@ -126,7 +202,8 @@ func (s *Server) listMessages(c echo.Context) error {
 	out := make([]messageJSON, 0, len(list))
 	for _, m := range list {
 		out = append(out, messageJSON{
-			ID: m.ID, Seq: m.Seq, Direction: m.Direction, Sender: m.Sender, Kind: m.Kind, MID: m.MID, Text: m.Text,
+			ID: m.ID, Seq: m.Seq, Direction: m.Direction, Sender: m.Sender, Kind: m.Kind, AgentID: m.AgentID,
+			MessagingType: m.MessagingType, Tag: m.Tag, MID: m.MID, Text: m.Text,
 			Attachments: m.Attachments, Status: m.Status, ErrorCode: m.ErrorCode, ErrorSubcode: m.ErrorSubcode,
 			ErrorReason: m.ErrorReason, SentAt: m.SentAt, CreatedAt: m.CreatedAt,
 		})

@@ -15,6 +15,7 @@ import (
 	"parley/apierror"
 	"parley/messenger"
 	"parley/store"
+	"parley/workflows"
 )
 
 // MaxBodyBytes caps every request body.
@@ -29,8 +30,10 @@ type Options struct {
 	PublicURL string
 	// AdminAPIKey is the bootstrap key with the admin role.
 	AdminAPIKey string
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Windows are Meta's window lengths (reply modes are computed with them).
+	Windows workflows.Windows
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Server is the REST API.
@@ -79,9 +82,16 @@ func New(opts Options) *Server {
 	v1.PUT("/pages/:id/access-token", s.rotatePageToken, admin)
 	v1.POST("/pages/:id/check", s.checkPageHandler, admin)
 
-	v1.GET("/conversations", s.listConversations, reader)
-	v1.GET("/conversations/:id", s.getConversation, reader)
-	v1.GET("/conversations/:id/messages", s.listMessages, reader)
+	anyone := requireRole(RoleAdmin, RoleSupervisor, RoleAgent)
+	agent := requireRole(RoleAgent)
+	v1.GET("/conversations", s.listConversations, anyone)
+	v1.GET("/conversations/:id", s.getConversation, anyone)
+	v1.GET("/conversations/:id/messages", s.listMessages, anyone)
+	v1.POST("/conversations/:id/messages", s.sendReply, agent)
+	v1.POST("/conversations/:id/assign", s.assignConversation, reader)
+	v1.POST("/conversations/:id/waiting", s.setWaiting, anyone)
+	v1.POST("/conversations/:id/end", s.endConversation, anyone)
+	v1.POST("/conversations/:id/close", s.closeConversation, anyone)
 
 	s.registerWorkstreams(v1)
 	s.registerAgents(v1)

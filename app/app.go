@@ -27,6 +27,7 @@ import (
 	"parley/secrets"
 	"parley/store"
 	"parley/worker"
+	"parley/workflows"
 )
 
 // App holds Parley's long-lived dependencies.
@@ -137,6 +138,7 @@ func (a *App) Handler() http.Handler {
 		Graph:       a.Graph,
 		PublicURL:   a.Config.PublicURL,
 		AdminAPIKey: a.AdminAPIKey,
+		Windows:     a.windows(),
 		Logger:      a.Log,
 	})
 	gateway.New(gateway.Options{
@@ -144,9 +146,14 @@ func (a *App) Handler() http.Handler {
 		Temporal:      a.Temporal,
 		TaskQueue:     a.Config.TaskQueue,
 		SignalTimeout: a.Config.SignalTimeout,
+		Windows:       a.windows(),
 		Logger:        a.Log,
 	}).Register(srv.Echo())
 	return srv
+}
+
+func (a *App) windows() workflows.Windows {
+	return workflows.Windows{Reply: a.Config.ReplyWindow, HumanAgent: a.Config.HumanAgentWindow}
 }
 
 // ServeHTTP listens on ln until ctx ends, then drains in-flight requests.

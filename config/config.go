@@ -32,6 +32,8 @@ var Vars = []Var{
 	{"PARLEY_ADMIN_API_KEY", "(generated into <data dir>/admin-api-key)", "Bootstrap API key with the admin role."},
 	{"PARLEY_GRAPH_API_URL", "https://graph.facebook.com", "Graph API base URL (make dev points it at the simulated Messenger)."},
 	{"PARLEY_GRAPH_API_VERSION", "v25.0", "Graph API version."},
+	{"PARLEY_REPLY_WINDOW", "24h", "Meta's standard messaging window. Demos and tests shorten it; production never changes it."},
+	{"PARLEY_HUMAN_AGENT_WINDOW", "168h", "Meta's HUMAN_AGENT window (7 days). Demos and tests shorten it; production never changes it."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
 	{"PARLEY_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"PARLEY_LOG_FORMAT", "text", "text or json."},
@@ -53,6 +55,8 @@ type Config struct {
 	GraphAPIURL       string
 	GraphAPIVersion   string
 	SignalTimeout     time.Duration
+	ReplyWindow       time.Duration
+	HumanAgentWindow  time.Duration
 	LogLevel          string
 	LogFormat         string
 	TemporalCLI       string
@@ -94,6 +98,19 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return Config{}, fmt.Errorf("%s: want an absolute http(s) URL, got %q", name, raw)
 		}
+	}
+	for _, d := range []struct {
+		name, def string
+		dst       *time.Duration
+	}{{"PARLEY_REPLY_WINDOW", "24h", &c.ReplyWindow}, {"PARLEY_HUMAN_AGENT_WINDOW", "168h", &c.HumanAgentWindow}} {
+		v, err := time.ParseDuration(get(d.name, d.def))
+		if err != nil || v <= 0 {
+			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))
+		}
+		*d.dst = v
+	}
+	if c.HumanAgentWindow < c.ReplyWindow {
+		return Config{}, fmt.Errorf("PARLEY_HUMAN_AGENT_WINDOW (%s) must not be shorter than PARLEY_REPLY_WINDOW (%s)", c.HumanAgentWindow, c.ReplyWindow)
 	}
 	if !strings.HasPrefix(c.GraphAPIVersion, "v") {
 		return Config{}, fmt.Errorf("PARLEY_GRAPH_API_VERSION: want a version such as v25.0, got %q", c.GraphAPIVersion)

@@ -37,7 +37,9 @@ type Options struct {
 	TaskQueue string
 	// SignalTimeout bounds how long one POST waits for Temporal before 503.
 	SignalTimeout time.Duration
-	Logger        *slog.Logger
+	// Windows are Meta's window lengths given to new conversations.
+	Windows workflows.Windows
+	Logger  *slog.Logger
 	// Now is time.Now outside tests.
 	Now func() time.Time
 }
@@ -227,6 +229,7 @@ func (g *Gateway) signal(ctx context.Context, groups []*customerEvents) error {
 				FacebookPageID: ce.page.PageID,
 				PageName:       ce.page.Name,
 				PSID:           ce.psid,
+				Windows:        g.opts.Windows,
 			}
 			_, err := g.opts.Temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalMessengerEvents,
 				workflows.MessengerEventsSignal{Events: ce.events}, opts, workflows.ConversationWorkflowName, in)

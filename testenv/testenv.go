@@ -40,6 +40,9 @@ type Options struct {
 	SignalTimeout time.Duration
 	// NoWorker leaves the worker out (benchmarks of the gateway alone).
 	NoWorker bool
+	// ReplyWindow and HumanAgentWindow shorten Meta's windows, for Parley
+	// and the fake Meta alike (zero: 24 h and 7 d).
+	ReplyWindow, HumanAgentWindow time.Duration
 }
 
 // Env is a running Parley.
@@ -100,7 +103,13 @@ func Start(t testing.TB, opts Options) *Env {
 	e.TemporalAddress = freeAddr(t)
 	e.startTemporal()
 
-	e.Meta = fakemeta.New(fakemeta.Options{Logger: quietLogger()})
+	if opts.ReplyWindow == 0 {
+		opts.ReplyWindow = 24 * time.Hour
+	}
+	if opts.HumanAgentWindow == 0 {
+		opts.HumanAgentWindow = 7 * 24 * time.Hour
+	}
+	e.Meta = fakemeta.New(fakemeta.Options{Logger: quietLogger(), ReplyWindow: opts.ReplyWindow, HumanAgentWindow: opts.HumanAgentWindow})
 	metaSrv := httptest.NewServer(e.Meta.Handler())
 	t.Cleanup(metaSrv.Close)
 	e.MetaURL = metaSrv.URL
@@ -130,6 +139,8 @@ func Start(t testing.TB, opts Options) *Env {
 			"PARLEY_ADMIN_API_KEY":      e.AdminKey,
 			"PARLEY_GRAPH_API_URL":      e.MetaURL,
 			"PARLEY_SIGNAL_TIMEOUT":     opts.SignalTimeout.String(),
+			"PARLEY_REPLY_WINDOW":       opts.ReplyWindow.String(),
+			"PARLEY_HUMAN_AGENT_WINDOW": opts.HumanAgentWindow.String(),
 			"PARLEY_LOG_LEVEL":          "warn",
 			"PARLEY_TEMPORAL_NAMESPACE": "default",
 		}[k]
@@ -297,6 +308,25 @@ func (e *Env) MustDo(want int, method, path string, body, out any) {
 			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
 		}
 	}
+}
+
+// Agent is an agent with its API key.
+type Agent struct {
+	ID  string
+	Key string
+}
+
+// CreateAgent creates an agent through the API.
+func (e *Env) CreateAgent(name, email string) Agent {
+	e.t.Helper()
+	var out struct {
+		Agent struct {
+			ID string `json:"id"`
+		} `json:"agent"`
+		Secret string `json:"secret"`
+	}
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/agents", map[string]string{"name": name, "email": email}, &out)
+	return Agent{ID: out.Agent.ID, Key: out.Secret}
 }
 
 // Page is what the API returns for a page.

@@ -247,9 +247,9 @@ func (c *conversation) setup(ctx workflow.Context) error {
 	if c.windows.Reply != DefaultReplyWindow {
 		c.timers[0].summary = "reply window (" + span(c.windows.Reply) + ")"
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (ConversationState, error) {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryState, func() (ConversationState, error) {
 		return c.state, nil
-	}); err != nil {
+	}, workflow.QueryHandlerOptions{Description: "The conversation's state, counters, windows and settings"}); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryState, err)
 	}
 	return c.registerUpdates(ctx)

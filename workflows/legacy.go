@@ -19,7 +19,7 @@ func (c *conversation) runLegacy(ctx workflow.Context) error {
 	}
 	c.state.Runs++
 	c.describeLegacy(ctx)
-	for {
+	for i := 1; ; i++ {
 		var first MessengerEventsSignal
 		c.signals.Receive(ctx, &first)
 		c.signalsThisRun++
@@ -28,7 +28,11 @@ func (c *conversation) runLegacy(ctx workflow.Context) error {
 			return err
 		}
 		c.describeLegacy(ctx)
-		if workflow.GetVersion(ctx, versionUpgrade, workflow.DefaultVersion, 1) == 1 || c.shouldContinueAsNew(ctx) {
+		// GetVersion answers once per change id for a whole run, so each
+		// iteration asks with its own: replayed ones say DefaultVersion, the
+		// first new one says 1 and the conversation moves to the lifecycle.
+		upgrade := fmt.Sprintf("%s-%d", versionUpgrade, i)
+		if workflow.GetVersion(ctx, upgrade, workflow.DefaultVersion, 1) == 1 || c.shouldContinueAsNew(ctx) {
 			return c.continueAsNew(ctx)
 		}
 	}

@@ -21,6 +21,10 @@ func (c *conversation) run(ctx workflow.Context) error {
 		}
 	}
 	c.state.Runs++
+	if last := c.state.LastCustomerMessageAt; last != nil && c.state.LastActivityAt.Before(*last) {
+		// Upgraded from the recording-only loop, which did not track activity.
+		c.state.LastActivityAt = *last
+	}
 	if c.state.Outbox == nil {
 		c.state.Outbox = map[string]string{}
 	}
@@ -185,6 +189,10 @@ func (c *conversation) arm(ctx workflow.Context) {
 	m := c.mode(workflow.Now(ctx), false)
 	c.timers[0].arm(ctx, m.ReplyDeadline)
 	c.timers[1].arm(ctx, m.HumanAgentDeadline)
+	c.timers[2].summary = "auto-close after inactivity"
+	if c.state.State == StateWrapUp {
+		c.timers[2].summary = "wrap-up duration"
+	}
 	c.timers[2].arm(ctx, c.autoCloseDeadline())
 }
 

@@ -68,17 +68,17 @@ type TransitionResult struct {
 
 func (c *conversation) registerUpdates(ctx workflow.Context) error {
 	for _, u := range []struct {
-		name      string
-		handler   any
-		validator any
+		name, description  string
+		handler, validator any
 	}{
-		{UpdateAssign, c.assign, c.validateAssign},
-		{UpdateSetWaiting, c.setWaiting, c.validateSetWaiting},
-		{UpdateEnd, c.end, c.validateEnd},
-		{UpdateClose, c.closeByRequest, c.validateClose},
-		{UpdateSendReply, c.sendReply, c.validateReply},
+		{UpdateAssign, "Give the conversation to an agent", c.assign, c.validateAssign},
+		{UpdateSetWaiting, "The agent sets the conversation aside", c.setWaiting, c.validateSetWaiting},
+		{UpdateEnd, "The agent ends the conversation (wrap-up)", c.end, c.validateEnd},
+		{UpdateClose, "Close the conversation now", c.closeByRequest, c.validateClose},
+		{UpdateSendReply, "Send the agent's reply to the customer, inside Meta's rules", c.sendReply, c.validateReply},
 	} {
-		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
+		opts := workflow.UpdateHandlerOptions{Validator: u.validator, Description: u.description}
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, opts); err != nil {
 			return fmt.Errorf("register %s update: %w", u.name, err)
 		}
 	}

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"parley/apierror"
+	"parley/store"
+	"parley/workflows"
+)
+
+// updateTimeout bounds how long a request waits for the workflow; a reply
+// throttled by Meta can take longer, and then finishes in the background.
+const updateTimeout = 60 * time.Second
+
+// update runs a workflow update on the conversation and decodes its result.
+// The Idempotency-Key header, when given, makes a retried request the same
+// update: a reply is never sent twice because a client retried.
+func (s *Server) update(c echo.Context, cv store.Conversation, name string, arg, out any) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), updateTimeout)
+	defer cancel()
+	h, err := s.opts.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   cv.WorkflowID,
+		UpdateID:     c.Request().Header.Get("Idempotency-Key"),
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	if err == nil {
+		return nil
+	}
+	if reason, ok := workflows.IsRefused(err); ok {
+		return apierror.New(http.StatusConflict, "refused", "%s", reason)
+	}
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return apierror.New(http.StatusConflict, "refused", "the conversation is closed")
+	case errors.Is(err, context.DeadlineExceeded):
+		return &apierror.Error{Status: http.StatusAccepted, Code: "in_progress",
+			Message: "still in progress (Meta is slow or throttling); read the conversation's messages for the outcome", Err: err}
+	}
+	return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable", Message: "the conversation could not be reached; retry later", Err: err}
+}
+
+// actor is the agent acting, or "" for an administrator or supervisor.
+func actor(c echo.Context) string {
+	if p := PrincipalFrom(c); p.Role == RoleAgent {
+		return p.AgentID
+	}
+	return ""
+}
+
+type assignRequest struct {
+	AgentID string `json:"agent_id"`
+}
+
+func (s *Server) assignConversation(c echo.Context) error {
+	cv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	var req assignRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := required("agent_id", req.AgentID, 100); err != nil {
+		return err
+	}
+	if _, err := s.opts.Store.GetAgent(c.Request().Context(), req.AgentID); errors.Is(err, store.ErrNotFound) {
+		return apierror.InvalidField("agent_id", "no agent %q", req.AgentID)
+	} else if err != nil {
+		return apierror.Internal(fmt.Errorf("agent %s: %w", req.AgentID, err))
+	}
+	var res workflows.TransitionResult
+	if err := s.update(c, cv, workflows.UpdateAssign, workflows.AssignRequest{ConversationID: cv.ID, AgentID: req.AgentID}, &res); err != nil {
+		return err
+	}
+	return s.afterTransition(c, cv.ID)
+}
+
+func (s *Server) setWaiting(c echo.Context) error {
+	return s.transition(c, workflows.UpdateSetWaiting)
+}
+
+func (s *Server) endConversation(c echo.Context) error {
+	return s.transition(c, workflows.UpdateEnd)
+}
+
+func (s *Server) closeConversation(c echo.Context) error {
+	return s.transition(c, workflows.UpdateClose)
+}
+
+func (s *Server) transition(c echo.Context, name string) error {
+	cv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	var res workflows.TransitionResult
+	if err := s.update(c, cv, name, workflows.ActionRequest{ConversationID: cv.ID, ActorAgentID: actor(c)}, &res); err != nil {
+		return err
+	}
+	return s.afterTransition(c, cv.ID)
+}
+
+// afterTransition answers with the conversation as now saved.
+func (s *Server) afterTransition(c echo.Context, id string) error {
+	cv, err := s.opts.Store.GetConversation(c.Request().Context(), id)
+	if err != nil {
+		return storeError(err, "conversation", id)
+	}
+	out := toConversationJSON(cv)
+	mode, err := s.replyMode(c.Request().Context(), cv)
+	if err != nil {
+		return err
+	}
+	out.ReplyMode = &mode
+	return c.JSON(http.StatusOK, out)
+}
+
+type replyRequest struct {
+	Text       string `json:"text"`
+	Attachment *struct {
+		Type string `json:"type"`
+		URL  string `json:"url"`
+	} `json:"attachment"`
+}
+
+// sendReply sends an agent's reply. The workflow's validator refuses, with
+// a 409 and the reason, whatever Meta would refuse.
+func (s *Server) sendReply(c echo.Context) error {
+	cv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	var req replyRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Text == "" && req.Attachment == nil:
+		return apierror.InvalidField("text", "a reply needs text or an attachment")
+	case req.Text != "" && req.Attachment != nil:
+		return apierror.InvalidField("attachment", "send text and an attachment as two replies")
+	case len([]rune(req.Text)) > workflows.MaxReplyLength:
+		return apierror.InvalidField("text", "must be at most %d characters", workflows.MaxReplyLength)
+	}
+	r := workflows.ReplyRequest{ConversationID: cv.ID, AgentID: PrincipalFrom(c).AgentID, Text: req.Text}
+	if a := req.Attachment; a != nil {
+		switch a.Type {
+		case "image", "audio", "video", "file":
+		default:
+			return apierror.InvalidField("attachment.type", "must be image, audio, video or file")
+		}
+		if err := required("attachment.url", a.URL, 2000); err != nil {
+			return err
+		}
+		r.AttachmentType, r.AttachmentURL = a.Type, a.URL
+	}
+	// The workstream's settings as they are now: a tag switched on
+	// mid-conversation applies to this reply.
+	w, err := s.workstream(c.Request().Context(), cv.PageRef)
+	if err != nil {
+		return err
+	}
+	r.HumanAgentTag, r.AgentAttachments = w.HumanAgentTag, w.AgentAttachments
+	var res workflows.ReplyResult
+	if err := s.update(c, cv, workflows.UpdateSendReply, r, &res); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"data": res.Messages})
+}

@@ -1,0 +1,285 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/fakemeta"
+	"parley/testenv"
+)
+
+type sentJSON struct {
+	ID            string `json:"id"`
+	Seq           int64  `json:"seq"`
+	Status        string `json:"status"`
+	MessagingType string `json:"messaging_type"`
+	Tag           string `json:"tag"`
+	MID           string `json:"mid"`
+	ErrorCode     int    `json:"error_code"`
+	ErrorSubcode  int    `json:"error_subcode"`
+	ErrorReason   string `json:"error_reason"`
+}
+
+type convJSON struct {
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	AgentID   string `json:"agent_id"`
+	ReplyMode struct {
+		Mode          string `json:"mode"`
+		MessagingType string `json:"messaging_type"`
+		Tag           string `json:"tag"`
+		Reason        string `json:"reason"`
+	} `json:"reply_mode"`
+}
+
+// replySetup: a connected page whose workstream has the human-agent tag on,
+// a customer who wrote, and an agent the conversation is assigned to.
+type replySetup struct {
+	e      *testenv.Env
+	agent  testenv.Agent
+	convID string
+	wrote  time.Time
+}
+
+func setupReplies(t *testing.T, opts testenv.Options, psid string) replySetup {
+	e := testenv.Start(t, opts)
+	acct := e.CreateAccount(appID, appSecret)
+	page := e.CreatePage(acct, pageID, "Acme", token)
+	e.ConnectWebhook(appID, page)
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{"name": "Acme Messenger", "page": page.ID, "human_agent_tag": true}, nil)
+	agent := e.CreateAgent("Ada", "ada@example.com")
+	wrote := time.Now()
+	if _, err := e.Meta.CustomerSends(t.Context(), pageID, psid, "Where is my order?"); err != nil {
+		t.Fatal(err)
+	}
+	var convID string
+	deadline := time.Now().Add(30 * time.Second)
+	for convID == "" {
+		var list struct{ Data []convJSON }
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?psid="+psid, nil, &list)
+		if len(list.Data) == 1 {
+			convID = list.Data[0].ID
+		} else if time.Now().After(deadline) {
+			t.Fatal("no conversation")
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var c convJSON
+	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+convID+"/assign", map[string]string{"agent_id": agent.ID}, &c)
+	if c.State != "active" || c.AgentID != agent.ID {
+		t.Fatalf("after assign: %+v", c)
+	}
+	return replySetup{e: e, agent: agent, convID: convID, wrote: wrote}
+}
+
+func (r replySetup) reply(t *testing.T, text string) (int, []sentJSON, string) {
+	t.Helper()
+	status, raw := r.e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/messages", map[string]string{"text": text})
+	if status != http.StatusCreated {
+		return status, nil, string(raw)
+	}
+	var out struct{ Data []sentJSON }
+	decodeJSON(t, raw, &out)
+	return status, out.Data, string(raw)
+}
+
+// Acceptance: on the real dev server, through the REST API, with windows of
+// a few seconds: RESPONSE, then HUMAN_AGENT, then refused with 409.
+func TestRepliesAcrossTheWindowsThroughTheAPI(t *testing.T) {
+	r := setupReplies(t, testenv.Options{ReplyWindow: 4 * time.Second, HumanAgentWindow: 10 * time.Second}, "psid-w")
+	status, msgs, raw := r.reply(t, "Let me check.")
+	if status != http.StatusCreated || len(msgs) != 1 || msgs[0].Status != "sent" || msgs[0].MessagingType != "RESPONSE" || msgs[0].Tag != "" {
+		t.Fatalf("reply inside the window: %d %s, want sent as RESPONSE", status, raw)
+	}
+	time.Sleep(time.Until(r.wrote.Add(5 * time.Second)))
+	var c convJSON
+	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID, nil, &c)
+	if c.ReplyMode.Mode != "human_agent" || c.ReplyMode.Tag != "HUMAN_AGENT" {
+		t.Errorf("reply mode after the short window: %+v, want human_agent", c.ReplyMode)
+	}
+	status, msgs, raw = r.reply(t, "Found it: it ships tomorrow.")
+	if status != http.StatusCreated || msgs[0].Status != "sent" || msgs[0].MessagingType != "MESSAGE_TAG" || msgs[0].Tag != "HUMAN_AGENT" {
+		t.Fatalf("reply after the short window: %d %s, want sent as HUMAN_AGENT", status, raw)
+	}
+	time.Sleep(time.Until(r.wrote.Add(11 * time.Second)))
+	status, _, raw = r.reply(t, "Anything else?")
+	if status != http.StatusConflict || !strings.Contains(raw, "human-agent window") {
+		t.Fatalf("reply after the human-agent window: %d %s, want 409 with the reason", status, raw)
+	}
+	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID, nil, &c)
+	if c.ReplyMode.Mode != "none" || !strings.Contains(c.ReplyMode.Reason, "closed at") {
+		t.Errorf("reply mode at the end: %+v", c.ReplyMode)
+	}
+	sent := r.e.Meta.Sent(pageID, "psid-w")
+	if len(sent) != 2 || sent[0].MessagingType != "RESPONSE" || sent[1].Tag != "HUMAN_AGENT" {
+		t.Errorf("Meta received %+v, want the two accepted replies only", sent)
+	}
+	// The echoes confirmed the replies; none was recorded twice.
+	var tr struct {
+		Data []struct {
+			Sender, Status, Text string
+		}
+	}
+	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID+"/messages", nil, &tr)
+	if len(tr.Data) != 3 || tr.Data[1].Sender != "agent" || tr.Data[2].Status == "failed" {
+		t.Errorf("transcript = %+v, want the customer's message and two agent replies", tr.Data)
+	}
+}
+
+func TestSendAPIErrorsThroughTheWholeSystem(t *testing.T) {
+	r := setupReplies(t, testenv.Options{}, "psid-e")
+	fail := func(code, subcode int) {
+		r.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: code, Subcode: subcode})
+	}
+	sends := func() int {
+		n := 0
+		for _, c := range r.e.Meta.Calls() {
+			if c.Op == fakemeta.OpSend {
+				n++
+			}
+		}
+		return n
+	}
+
+	// 10/2018278: failed with its reason, no retry.
+	before := sends()
+	fail(10, 2018278)
+	status, msgs, raw := r.reply(t, "outside?")
+	if status != http.StatusCreated || msgs[0].Status != "failed" || msgs[0].ErrorCode != 10 || msgs[0].ErrorSubcode != 2018278 || msgs[0].ErrorReason == "" {
+		t.Errorf("10/2018278: %d %s, want failed with code, subcode and reason", status, raw)
+	}
+	if n := sends() - before; n != 1 {
+		t.Errorf("10/2018278 was tried %d times, want once", n)
+	}
+
+	// 613: retried, then sent once.
+	before = sends()
+	fail(613, 0)
+	status, msgs, raw = r.reply(t, "throttled first")
+	if status != http.StatusCreated || msgs[0].Status != "sent" {
+		t.Errorf("613: %d %s, want sent after a retry", status, raw)
+	}
+	if n := sends() - before; n != 2 {
+		t.Errorf("613: %d Send API calls, want 2", n)
+	}
+
+	// Meta accepted it but the connection dropped: the echo settles it, no double.
+	r.e.Meta.FailAfterAccept(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID})
+	status, msgs, raw = r.reply(t, "accepted, answer lost")
+	if status != http.StatusCreated || msgs[0].Status != "sent" || msgs[0].MID == "" {
+		t.Errorf("accepted but unanswered: %d %s, want sent (confirmed by the echo)", status, raw)
+	}
+	count := 0
+	for _, m := range r.e.Meta.Sent(pageID, "psid-e") {
+		if m.Text == "accepted, answer lost" {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("Meta received the unanswered message %d times, want once", count)
+	}
+
+	// 2,500 characters: two messages, in order.
+	long := strings.Repeat("0123456789 ", 228)[:2500]
+	status, msgs, raw = r.reply(t, long)
+	if status != http.StatusCreated || len(msgs) != 2 || msgs[0].Status != "sent" || msgs[1].Status != "sent" {
+		t.Fatalf("2,500 characters: %d %s, want two sent messages", status, raw)
+	}
+	sent := r.e.Meta.Sent(pageID, "psid-e")
+	a, b := sent[len(sent)-2], sent[len(sent)-1]
+	if strings.Join(strings.Fields(a.Text+" "+b.Text), " ") != strings.Join(strings.Fields(long), " ") {
+		t.Errorf("the two parts do not rebuild the reply in order")
+	}
+
+	// 190: the message fails and the page shows token_invalid.
+	fail(190, 460)
+	status, msgs, raw = r.reply(t, "token?")
+	if status != http.StatusCreated || msgs[0].Status != "failed" || msgs[0].ErrorCode != 190 {
+		t.Errorf("190: %d %s, want failed with 190", status, raw)
+	}
+	var pages struct{ Data []testenv.Page }
+	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/pages", nil, &pages)
+	p := pages.Data[0]
+	if p.ProvisioningState != "token_invalid" || !strings.Contains(p.ProvisioningReason, "190") {
+		t.Errorf("page after a 190: %s (%s), want token_invalid", p.ProvisioningState, p.ProvisioningReason)
+	}
+}
+
+func TestAgentsActOnlyOnTheirConversations(t *testing.T) {
+	r := setupReplies(t, testenv.Options{}, "psid-a")
+	other := r.e.CreateAgent("Bob", "bob@example.com")
+	if s, raw := r.e.DoWithKey(other.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/messages", map[string]string{"text": "hi"}); s != http.StatusNotFound {
+		t.Errorf("another agent replying: %d %s, want 404", s, raw)
+	}
+	if s, raw := r.e.Do(http.MethodPost, "/api/v1/conversations/"+r.convID+"/messages", map[string]string{"text": "hi"}); s != http.StatusForbidden {
+		t.Errorf("an admin replying: %d %s, want 403 (replies are sent by agents)", s, raw)
+	}
+	var list struct{ Data []convJSON }
+	if s, raw := r.e.DoWithKey(other.Key, http.MethodGet, "/api/v1/conversations", nil); s != http.StatusOK || strings.Contains(string(raw), r.convID) {
+		t.Errorf("another agent's list: %d %s, want none of Ada's", s, raw)
+	}
+	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations", nil, &list)
+	// Lifecycle through the API: waiting, back on the customer's message, end, close.
+	var c convJSON
+	s, raw := r.e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/waiting", nil)
+	decodeJSON(t, raw, &c)
+	if s != http.StatusOK || c.State != "waiting" {
+		t.Fatalf("waiting: %d %s", s, raw)
+	}
+	if _, err := r.e.Meta.CustomerSends(t.Context(), pageID, "psid-a", "back again"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for c.State != "active" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID, nil, &c)
+	}
+	if c.State != "active" || c.AgentID != r.agent.ID {
+		t.Fatalf("after the customer wrote: %+v, want active with the same agent", c)
+	}
+	s, raw = r.e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/end", nil)
+	decodeJSON(t, raw, &c)
+	if s != http.StatusOK || c.State != "wrap_up" {
+		t.Fatalf("end: %d %s", s, raw)
+	}
+	if s, raw := r.e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/messages", map[string]string{"text": "one more"}); s != http.StatusConflict {
+		t.Errorf("reply in wrap-up: %d %s, want 409", s, raw)
+	}
+	s, raw = r.e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/close", nil)
+	decodeJSON(t, raw, &c)
+	if s != http.StatusOK || c.State != "closed" {
+		t.Fatalf("close: %d %s", s, raw)
+	}
+	// A message after close starts a new conversation, linked to this one.
+	if _, err := r.e.Meta.CustomerSends(t.Context(), pageID, "psid-a", "new question"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var l struct {
+			Data []struct {
+				ID       string `json:"id"`
+				State    string `json:"state"`
+				Previous string `json:"previous_conversation_id"`
+			}
+		}
+		r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?psid=psid-a", nil, &l)
+		if len(l.Data) == 2 && l.Data[0].Previous == r.convID && l.Data[0].State == "open" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new conversation linked to the closed one: %+v", l.Data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func decodeJSON(t *testing.T, raw []byte, out any) {
+	t.Helper()
+	if err := jsonUnmarshal(raw, out); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+}
