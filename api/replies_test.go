@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,12 +91,12 @@ func (r replySetup) reply(t *testing.T, text string) (int, []sentJSON, string) {
 // Acceptance: on the real dev server, through the REST API, with windows of
 // a few seconds: RESPONSE, then HUMAN_AGENT, then refused with 409.
 func TestRepliesAcrossTheWindowsThroughTheAPI(t *testing.T) {
-	r := setupReplies(t, testenv.Options{ReplyWindow: 4 * time.Second, HumanAgentWindow: 10 * time.Second}, "psid-w")
+	r := setupReplies(t, testenv.Options{ReplyWindow: 6 * time.Second, HumanAgentWindow: 14 * time.Second}, "psid-w")
 	status, msgs, raw := r.reply(t, "Let me check.")
 	if status != http.StatusCreated || len(msgs) != 1 || msgs[0].Status != "sent" || msgs[0].MessagingType != "RESPONSE" || msgs[0].Tag != "" {
 		t.Fatalf("reply inside the window: %d %s, want sent as RESPONSE", status, raw)
 	}
-	time.Sleep(time.Until(r.wrote.Add(5 * time.Second)))
+	time.Sleep(time.Until(r.wrote.Add(7 * time.Second)))
 	var c convJSON
 	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID, nil, &c)
 	if c.ReplyMode.Mode != "human_agent" || c.ReplyMode.Tag != "HUMAN_AGENT" {
@@ -104,7 +106,7 @@ func TestRepliesAcrossTheWindowsThroughTheAPI(t *testing.T) {
 	if status != http.StatusCreated || msgs[0].Status != "sent" || msgs[0].MessagingType != "MESSAGE_TAG" || msgs[0].Tag != "HUMAN_AGENT" {
 		t.Fatalf("reply after the short window: %d %s, want sent as HUMAN_AGENT", status, raw)
 	}
-	time.Sleep(time.Until(r.wrote.Add(11 * time.Second)))
+	time.Sleep(time.Until(r.wrote.Add(15 * time.Second)))
 	status, _, raw = r.reply(t, "Anything else?")
 	if status != http.StatusConflict || !strings.Contains(raw, "human-agent window") {
 		t.Fatalf("reply after the human-agent window: %d %s, want 409 with the reason", status, raw)
@@ -206,6 +208,39 @@ func TestSendAPIErrorsThroughTheWholeSystem(t *testing.T) {
 	if p.ProvisioningState != "token_invalid" || !strings.Contains(p.ProvisioningReason, "190") {
 		t.Errorf("page after a 190: %s (%s), want token_invalid", p.ProvisioningState, p.ProvisioningReason)
 	}
+
+	// The customer reads everything: sent messages become read, failed ones stay failed.
+	if status, err := r.e.Meta.MarkRead(t.Context(), pageID, "psid-e"); status != http.StatusOK {
+		t.Fatalf("read receipt: %d %v", status, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var tr struct {
+			Data []struct {
+				Direction, Status, Text string
+			}
+		}
+		r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID+"/messages", nil, &tr)
+		read, failed, other := 0, 0, []string{}
+		for _, m := range tr.Data {
+			switch {
+			case m.Direction == "in":
+			case m.Status == "read":
+				read++
+			case m.Status == "failed":
+				failed++
+			default:
+				other = append(other, m.Text+": "+m.Status)
+			}
+		}
+		if read == 4 && failed == 2 && len(other) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the read receipt: %d read, %d failed, others %v; want 4 read (3 replies, one in 2 parts) and the 2 failures", read, failed, other)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestAgentsActOnlyOnTheirConversations(t *testing.T) {
@@ -281,5 +316,43 @@ func decodeJSON(t *testing.T, raw []byte, out any) {
 	t.Helper()
 	if err := jsonUnmarshal(raw, out); err != nil {
 		t.Fatalf("decode %s: %v", raw, err)
+	}
+}
+
+// With customer attachments off, the agent gets no file but a note saying one came.
+func TestCustomerAttachmentsOffKeepsANoteNotTheFile(t *testing.T) {
+	e := testenv.Start(t, testenv.Options{})
+	acct := e.CreateAccount(appID, appSecret)
+	page := e.CreatePage(acct, pageID, "Acme", token)
+	e.ConnectWebhook(appID, page)
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{"name": "Acme", "page": page.ID, "attachments": map[string]bool{"customer": false, "agent": true}}, nil)
+	ts := time.Now().UnixMilli()
+	ev := fmt.Sprintf(`{"sender":{"id":"psid-f"},"recipient":{"id":"%s"},"timestamp":%d,"message":{"mid":"m_file","attachments":[{"type":"image","payload":{"url":"https://scontent.example/x.jpg"}}]}}`, pageID, ts)
+	if status, err := e.Meta.Deliver(t.Context(), pageID, []byte(ev)); status != http.StatusOK {
+		t.Fatalf("deliver: %d %v", status, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var list struct{ Data []struct{ ID string } }
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?psid=psid-f", nil, &list)
+		if len(list.Data) == 1 {
+			var tr struct {
+				Data []struct {
+					Attachments json.RawMessage `json:"attachments"`
+					ErrorReason string          `json:"error_reason"`
+				}
+			}
+			e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+list.Data[0].ID+"/messages", nil, &tr)
+			if len(tr.Data) == 1 {
+				if len(tr.Data[0].Attachments) != 0 || !strings.Contains(tr.Data[0].ErrorReason, "attachments from customers are off") {
+					t.Errorf("message = %+v, want no file and a note", tr.Data[0])
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the message never arrived")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
