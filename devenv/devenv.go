@@ -103,7 +103,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, args []string
 		log.Info("Temporal dev server stopped")
 	}()
 
-	sim := fakemeta.New(fakemeta.Options{Logger: log})
+	sim := fakemeta.New(fakemeta.Options{Logger: log, ReplyWindow: cfg.ReplyWindow, HumanAgentWindow: cfg.HumanAgentWindow})
 	simURL, err := url.Parse(cfg.SimURL)
 	if err != nil {
 		return fmt.Errorf("PARLEY_SIM_URL: %w", err)
