@@ -29,7 +29,7 @@ dev: $(TEMPORAL) $(BIN)/parley
 test: $(TEMPORAL)
 	@set -o pipefail; \
 	if [ -z "$$PARLEY_TEST_POSTGRES_URL" ]; then \
-	  if out=$$(scripts/testpg.sh start); then export $$out; else echo "PostgreSQL not available: its store tests will be skipped"; fi; \
+	  if out=$$(scripts/testpg.sh start); then export "$$out"; else echo "PostgreSQL not available: its store tests will be skipped"; fi; \
 	fi; \
 	$(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./... 2>&1 | tee .test.out; status=$$?; \
 	passed=$$(grep -c '^ok ' .test.out || true); failed=$$(grep -cE '^FAIL[[:space:]]+parley' .test.out || true); \

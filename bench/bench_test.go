@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -90,8 +91,10 @@ func report(b *testing.B, r result, unit string) {
 	b.ReportMetric(float64(percentile(r.latencies, 0.99).Microseconds())/1000, "p99-ms")
 }
 
+// BenchmarkGateway runs against a dev server persisting to its SQLite file,
+// as `make dev` does; PARLEY_BENCH_TEMPORAL=memory runs it in memory.
 func BenchmarkGateway(b *testing.B) {
-	e := testenv.Start(b, testenv.Options{NoWorker: true, SignalTimeout: 30 * time.Second})
+	e := testenv.Start(b, testenv.Options{NoWorker: true, SignalTimeout: 30 * time.Second, TemporalInMemory: os.Getenv("PARLEY_BENCH_TEMPORAL") == "memory"})
 	acct := e.CreateAccount(appID, appSecret)
 	page := e.CreatePage(acct, pageID, "Bench Page", token)
 	e.ConnectWebhook(appID, page)

@@ -40,6 +40,9 @@ type Options struct {
 	SignalTimeout time.Duration
 	// NoWorker leaves the worker out (benchmarks of the gateway alone).
 	NoWorker bool
+	// TemporalInMemory runs the dev server without its database file
+	// (faster; RestartParley still works, StopTemporal loses everything).
+	TemporalInMemory bool
 	// ReplyWindow and HumanAgentWindow shorten Meta's windows, for Parley
 	// and the fake Meta alike (zero: 24 h and 7 d).
 	ReplyWindow, HumanAgentWindow time.Duration
@@ -60,6 +63,7 @@ type Env struct {
 	cli      string
 	cfg      config.Config
 	noWorker bool
+	inMemory bool
 	temporal *testsuite.DevServer
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -99,7 +103,7 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{t: t, Dir: t.TempDir(), cli: cli}
+	e := &Env{t: t, Dir: t.TempDir(), cli: cli, inMemory: opts.TemporalInMemory}
 	e.TemporalAddress = freeAddr(t)
 	e.startTemporal()
 
@@ -214,10 +218,14 @@ func (e *Env) startTemporal() {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { log.Close() })
+	db := filepath.Join(e.Dir, "temporal.db")
+	if e.inMemory {
+		db = ""
+	}
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:  e.cli,
 		ClientOptions: &client.Options{HostPort: e.TemporalAddress, Namespace: "default", Logger: tlog.NewStructuredLogger(quietLogger())},
-		DBFilename:    filepath.Join(e.Dir, "temporal.db"),
+		DBFilename:    db,
 		LogLevel:      "error",
 		ExtraArgs:     worker.DevServerFlags(),
 		Stdout:        log,
