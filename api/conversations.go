@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -84,7 +85,7 @@ func (s *Server) listConversations(c echo.Context) error {
 			return err
 		}
 	}
-	if f.State != "" && !contains(conversationStates, f.State) {
+	if f.State != "" && !slices.Contains(conversationStates, f.State) {
 		return apierror.InvalidField("state", "must be one of %v", conversationStates)
 	}
 	list, next, err := s.opts.Store.ListConversations(c.Request().Context(), f)
@@ -213,13 +214,4 @@ func (s *Server) listMessages(c echo.Context) error {
 		body["next_after_seq"] = list[len(list)-1].Seq
 	}
 	return c.JSON(http.StatusOK, body)
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

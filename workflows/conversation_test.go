@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,14 +92,14 @@ func TestRepliesFollowMetasWindows(t *testing.T) {
 	if r := h.reply("at 23h59"); len(r.Messages) != 1 || r.Messages[0].MessagingType != messenger.MessagingTypeResponse || r.Messages[0].Tag != "" || r.Messages[0].Status != "sent" {
 		t.Errorf("reply at 23h59 = %+v, want sent as RESPONSE, untagged", r)
 	}
-	if reason := h.refused("at 24h01 tag off"); reason == "" || !contains(reason, "24-hour window closed at") || !contains(reason, "human-agent tag is off") {
+	if reason := h.refused("at 24h01 tag off"); reason == "" || !strings.Contains(reason, "24-hour window closed at") || !strings.Contains(reason, "human-agent tag is off") {
 		t.Errorf("reply at 24h01 with the tag off refused with %q", reason)
 	}
 	if r := h.reply("at 24h02 tag on"); r.Messages[0].MessagingType != messenger.MessagingTypeMessageTag || r.Messages[0].Tag != messenger.TagHumanAgent {
 		t.Errorf("reply at 24h02 with the tag on = %+v, want MESSAGE_TAG/HUMAN_AGENT", r)
 	}
 	for _, label := range []string{"at 7d+1m tag on", "at 7d+2m tag off"} {
-		if reason := h.refused(label); !contains(reason, "closed at") {
+		if reason := h.refused(label); !strings.Contains(reason, "closed at") {
 			t.Errorf("reply %s refused with %q", label, reason)
 		}
 	}
@@ -162,7 +163,7 @@ func TestAutomatedMessagesNeverLeaveTheWindow(t *testing.T) {
 		t.Errorf("an automated message due at 25 h was sent: %+v", h.sends)
 	}
 	last := h.entries[len(h.entries)-1]
-	if last.Sender != "system" || last.Status != "failed" || !contains(last.ErrorReason, "automated messages may only be sent inside the 24-hour window") || last.Tag != "" {
+	if last.Sender != "system" || last.Status != "failed" || !strings.Contains(last.ErrorReason, "automated messages may only be sent inside the 24-hour window") || last.Tag != "" {
 		t.Errorf("automated message recorded as %+v, want not sent with the reason", last)
 	}
 }
@@ -212,7 +213,7 @@ func TestAutoCloseAndWrapUpCloseAtTheConfiguredTimes(t *testing.T) {
 			t.Fatalf("workflow ended with %v", err)
 		}
 		s := h.lastSave()
-		if s.State != workflows.StateClosed || !s.ClosedAt.Equal(h.start.Add(time.Hour+10*time.Minute)) || !contains(s.ClosedReason, "wrap-up ended") {
+		if s.State != workflows.StateClosed || !s.ClosedAt.Equal(h.start.Add(time.Hour+10*time.Minute)) || !strings.Contains(s.ClosedReason, "wrap-up ended") {
 			t.Errorf("after wrap-up: %s at %v (%s), want closed at 1h10", s.State, s.ClosedAt, s.ClosedReason)
 		}
 	})
@@ -263,17 +264,4 @@ func TestAMessageAfterCloseStartsTheNextConversation(t *testing.T) {
 	if s := h.lastSave(); s.State != workflows.StateClosed {
 		t.Errorf("the ended conversation is %s, want closed", s.State)
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
