@@ -156,10 +156,7 @@ func (a *Conversations) customerAttachmentsAllowed(ctx context.Context, pageRef 
 	if !files {
 		return true, nil
 	}
-	w, err := a.Store.WorkstreamForPage(ctx, pageRef)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.DefaultWorkstream().CustomerAttachments, nil
-	}
+	w, err := a.Store.EffectiveWorkstream(ctx, pageRef)
 	if err != nil {
 		return false, fmt.Errorf("workstream of page %s: %w", pageRef, err)
 	}

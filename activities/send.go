@@ -241,10 +241,7 @@ func SettingsOf(w store.Workstream) Settings {
 // LoadSettings reads the page's workstream (or the defaults) now: settings
 // apply when they are read, never frozen at conversation start.
 func (a *Sender) LoadSettings(ctx context.Context, pageRef string) (Settings, error) {
-	w, err := a.Store.WorkstreamForPage(ctx, pageRef)
-	if errors.Is(err, store.ErrNotFound) {
-		return SettingsOf(store.DefaultWorkstream()), nil
-	}
+	w, err := a.Store.EffectiveWorkstream(ctx, pageRef)
 	if err != nil {
 		return Settings{}, fmt.Errorf("workstream of page %s: %w", pageRef, err)
 	}

@@ -119,13 +119,7 @@ func (s *Server) afterTransition(c echo.Context, id string) error {
 	if err != nil {
 		return storeError(err, "conversation", id)
 	}
-	out := toConversationJSON(cv)
-	mode, err := s.replyMode(c.Request().Context(), cv)
-	if err != nil {
-		return err
-	}
-	out.ReplyMode = &mode
-	return c.JSON(http.StatusOK, out)
+	return s.conversationResponse(c, cv)
 }
 
 type replyRequest struct {

@@ -111,6 +111,11 @@ func (s *Server) getConversation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.conversationResponse(c, cv)
+}
+
+// conversationResponse answers with one conversation and its reply mode.
+func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) error {
 	out := toConversationJSON(cv)
 	mode, err := s.replyMode(c.Request().Context(), cv)
 	if err != nil {
@@ -135,10 +140,7 @@ func (s *Server) conversation(c echo.Context) (store.Conversation, error) {
 
 // workstream is the page's workstream now, or the defaults.
 func (s *Server) workstream(ctx context.Context, pageRef string) (store.Workstream, error) {
-	w, err := s.opts.Store.WorkstreamForPage(ctx, pageRef)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.DefaultWorkstream(), nil
-	}
+	w, err := s.opts.Store.EffectiveWorkstream(ctx, pageRef)
 	if err != nil {
 		return w, apierror.Internal(fmt.Errorf("workstream of page %s: %w", pageRef, err))
 	}

@@ -59,6 +59,7 @@ type Config struct {
 	HumanAgentWindow  time.Duration
 	LogLevel          string
 	LogFormat         string
+	level             slog.Level
 	TemporalCLI       string
 	SimURL            string
 }
@@ -115,7 +116,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if !strings.HasPrefix(c.GraphAPIVersion, "v") {
 		return Config{}, fmt.Errorf("PARLEY_GRAPH_API_VERSION: want a version such as v25.0, got %q", c.GraphAPIVersion)
 	}
-	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+	if c.level, err = ParseLogLevel(c.LogLevel); err != nil {
 		return Config{}, err
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -135,8 +136,7 @@ func ParseLogLevel(s string) (slog.Level, error) {
 
 // Logger builds the process logger.
 func (c Config) Logger() *slog.Logger {
-	level, _ := ParseLogLevel(c.LogLevel) // validated by FromEnv
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: c.level}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}

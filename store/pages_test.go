@@ -282,23 +282,10 @@ func TestCreatePageRace(t *testing.T) {
 
 		// The same account racing itself: one page, the others conflict.
 		const racers = 4
-		errs := make([]error, racers)
-		var wg sync.WaitGroup
-		for i := range racers {
-			wg.Go(func() {
-				_, errs[i] = s.CreatePage(ctx, NewPage{AccountID: ids[0], PageID: "6000", AccessToken: "t"})
-			})
-		}
-		wg.Wait()
-		created := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				created++
-			case !errors.Is(err, ErrConflict):
-				t.Errorf("CreatePage: %v, want nil or ErrConflict", err)
-			}
-		}
+		created := raceCreates(t, racers, func() error {
+			_, err := s.CreatePage(ctx, NewPage{AccountID: ids[0], PageID: "6000", AccessToken: "t"})
+			return err
+		})
 		if created != 1 {
 			t.Errorf("same-account race created %d pages, want 1", created)
 		}

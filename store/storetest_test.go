@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -160,6 +161,28 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// raceCreates runs create from n goroutines at once and returns how many
+// succeeded; every failure must be ErrConflict.
+func raceCreates(t *testing.T, n int, create func() error) int {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = create() })
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, ErrConflict):
+			t.Errorf("concurrent create = %v, want nil or ErrConflict", err)
+		}
+	}
+	return created
 }
 
 func mustCreateAccount(t *testing.T, s *Store, name string) Account {

@@ -303,6 +303,18 @@ func (s *Store) WorkstreamForPage(ctx context.Context, pageRef string) (_ Workst
 	return getWorkstream(ctx, s.db, `page_ref = ?`, pageRef)
 }
 
+// EffectiveWorkstream is what applies to the page's conversations now: its
+// live workstream, or DefaultWorkstream when it has none.
+func (s *Store) EffectiveWorkstream(ctx context.Context, pageRef string) (Workstream, error) {
+	w, err := s.WorkstreamForPage(ctx, pageRef)
+	if errors.Is(err, ErrNotFound) {
+		w = DefaultWorkstream()
+		w.PageRef = pageRef
+		return w, nil
+	}
+	return w, err
+}
+
 // getWorkstream returns the live workstream matching where.
 func getWorkstream(ctx context.Context, q querier, where string, args ...any) (Workstream, error) {
 	var r workstreamRow

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -54,6 +53,11 @@ func TestWorkstreams(t *testing.T) {
 		if _, err := s.WorkstreamForPage(ctx, p.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("WorkstreamForPage(no workstream) = %v, want ErrNotFound", err)
 		}
+		def := DefaultWorkstream()
+		def.PageRef = p.ID
+		if got, err := s.EffectiveWorkstream(ctx, p.ID); err != nil || !reflect.DeepEqual(got, def) {
+			t.Errorf("EffectiveWorkstream(no workstream) = %+v, %v; want the defaults", got, err)
+		}
 
 		in := newWorkstream("Support", p.ID)
 		in.Language = "FR-ca"
@@ -81,6 +85,9 @@ func TestWorkstreams(t *testing.T) {
 		}
 		if got, err := s.WorkstreamForPage(ctx, p.ID); err != nil || !reflect.DeepEqual(got, w) {
 			t.Errorf("WorkstreamForPage = %+v, %v\nwant %+v", got, err, w)
+		}
+		if got, err := s.EffectiveWorkstream(ctx, p.ID); err != nil || !reflect.DeepEqual(got, w) {
+			t.Errorf("EffectiveWorkstream = %+v, %v\nwant %+v", got, err, w)
 		}
 
 		// One live workstream per page.
@@ -233,23 +240,10 @@ func TestCreateWorkstreamConcurrently(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		p := conversationFixture(t, s, "920")
-		var wg sync.WaitGroup
-		errs := make([]error, 8)
-		for i := range errs {
-			wg.Go(func() {
-				_, errs[i] = s.CreateWorkstream(ctx, newWorkstream("Racer", p.ID))
-			})
-		}
-		wg.Wait()
-		created := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				created++
-			case !errors.Is(err, ErrConflict):
-				t.Errorf("CreateWorkstream = %v, want nil or ErrConflict", err)
-			}
-		}
+		created := raceCreates(t, 8, func() error {
+			_, err := s.CreateWorkstream(ctx, newWorkstream("Racer", p.ID))
+			return err
+		})
 		if created != 1 {
 			t.Errorf("%d workstreams created for one page, want 1", created)
 		}
