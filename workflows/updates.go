@@ -23,6 +23,9 @@ type AssignRequest struct {
 type ActionRequest struct {
 	ConversationID string `json:"conversation_id"`
 	ActorAgentID   string `json:"actor_agent_id,omitempty"`
+	// Reason, when set, says why the conversation is closed (e.g. its page
+	// was deleted); otherwise the reason names the actor.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ReplyRequest is an agent's reply: text, or one attachment by URL.
@@ -185,6 +188,9 @@ func (c *conversation) closeByRequest(ctx workflow.Context, r ActionRequest) (Tr
 	reason := "closed by an administrator"
 	if r.ActorAgentID != "" {
 		reason = "closed by agent " + r.ActorAgentID
+	}
+	if r.Reason != "" {
+		reason = r.Reason
 	}
 	if err := c.close(ctx, reason); err != nil {
 		return TransitionResult{}, err
