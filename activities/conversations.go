@@ -40,8 +40,20 @@ type RecordTranscriptInput struct {
 	AgentID                string            `json:"agent_id,omitempty"`
 	ClosedAt               *time.Time        `json:"closed_at,omitempty"`
 	ClosedReason           string            `json:"closed_reason,omitempty"`
-	Entries                []TranscriptEntry `json:"entries,omitempty"`
-	Watermarks             []Watermark       `json:"watermarks,omitempty"`
+	// Revision orders saves of the conversation: the highest wins.
+	Revision   int64             `json:"revision,omitempty"`
+	Entries    []TranscriptEntry `json:"entries,omitempty"`
+	Watermarks []Watermark       `json:"watermarks,omitempty"`
+	// Echoes are Meta's echoes of Parley's own messages: they confirm them
+	// with Meta's id and time.
+	Echoes []Echo `json:"echoes,omitempty"`
+}
+
+// Echo is Meta's echo of a message Parley sent.
+type Echo struct {
+	MessageID string    `json:"message_id"`
+	MID       string    `json:"mid"`
+	At        time.Time `json:"at"` // Meta's timestamp
 }
 
 // TranscriptEntry is one line of the transcript, in the workflow's order.
@@ -128,6 +140,12 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 			return fmt.Errorf("record %d messages of conversation %s: %w", len(rows), in.ConversationID, err)
 		}
 	}
+	for _, e := range in.Echoes {
+		err := a.Store.MarkMessageSent(ctx, e.MessageID, e.MID, e.At)
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("confirm message %s from its echo: %w", e.MessageID, err)
+		}
+	}
 	for _, w := range in.Watermarks {
 		status := "delivered"
 		if w.Kind == string(messenger.KindRead) {
@@ -180,6 +198,7 @@ func conversationRow(in RecordTranscriptInput) store.Conversation {
 		ClosedReason:           in.ClosedReason,
 		StartedAt:              in.StartedAt,
 		UpdatedAt:              time.Now().UTC(),
+		Revision:               in.Revision,
 	}
 }
 

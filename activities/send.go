@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"parley/messenger"
 	"parley/store"
@@ -83,18 +84,23 @@ type Sender struct {
 // SendMessage makes ONE Send API call and classifies Meta's answer by code
 // and subcode. It writes nothing, so that a retried activity can never mean
 // a message sent twice: the workflow decides about retries.
+//
+// Errors are only those before Meta was called: SendNotAttemptedErrorType
+// (retry) or SendImpossibleErrorType (permanent, with the reason). Anything
+// else the workflow sees (a timeout, a worker that died) may have reached
+// Meta.
 func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, error) {
 	page, err := a.Store.GetPage(ctx, in.PageRef)
 	if err != nil {
-		return SendOutcome{}, fmt.Errorf("page %s: %w", in.PageRef, err)
+		return SendOutcome{}, notAttempted(err, "the page was deleted from Parley", "page %s", in.PageRef)
 	}
 	token, err := a.Store.PageAccessToken(ctx, page.ID)
 	if err != nil {
-		return SendOutcome{}, fmt.Errorf("page token: %w", err)
+		return SendOutcome{}, notAttempted(err, "the page was deleted from Parley", "page token")
 	}
 	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
 	if err != nil {
-		return SendOutcome{}, fmt.Errorf("app secret: %w", err)
+		return SendOutcome{}, notAttempted(err, "the page's account was deleted from Parley", "app secret")
 	}
 	msg := &messenger.OutMessage{Text: in.Text, Metadata: Metadata(in.MessageID)}
 	if in.AttachmentURL != "" {
@@ -115,6 +121,25 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 		"messaging_type", in.MessagingType, "tag", in.Tag, "outcome", out.Outcome, "code", out.Code, "subcode", out.Subcode,
 		"attempt", activity.GetInfo(ctx).Attempt)
 	return out, nil
+}
+
+// Error types of SendMessage, for failures before Meta was called.
+const (
+	SendNotAttemptedErrorType = "SendNotAttempted"
+	SendImpossibleErrorType   = "SendImpossible"
+)
+
+// notAttempted types a failure before the Graph call: gone is the reason
+// when the store no longer has what the send needs (permanent).
+func notAttempted(err error, gone, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if errors.Is(err, store.ErrNotFound) {
+		return temporal.NewNonRetryableApplicationError(gone, SendImpossibleErrorType, fmt.Errorf("%s: %w", what, err))
+	}
+	if errors.Is(err, store.ErrInvalid) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), SendImpossibleErrorType, err)
+	}
+	return temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: %v", what, err), SendNotAttemptedErrorType, err)
 }
 
 func (a *Sender) log() *slog.Logger {

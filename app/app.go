@@ -153,7 +153,15 @@ func (a *App) Handler() http.Handler {
 }
 
 func (a *App) windows() workflows.Windows {
-	return workflows.Windows{Reply: a.Config.ReplyWindow, HumanAgent: a.Config.HumanAgentWindow}
+	return workflows.Windows{Reply: a.Config.ReplyWindow, HumanAgent: a.Config.HumanAgentWindow, EdgeMargin: a.Config.WindowEdgeMargin}
+}
+
+// limits bound each conversation's runs and sends.
+func (a *App) limits() workflows.Limits {
+	return workflows.Limits{
+		MaxSignalsPerRun: a.Config.MaxSignalsPerRun, MaxEventsPerRun: a.Config.MaxEventsPerRun,
+		EchoWait: a.Config.EchoWait, BlindEchoWait: a.Config.BlindEchoWait,
+	}
 }
 
 // ServeHTTP listens on ln until ctx ends, then drains in-flight requests.

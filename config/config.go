@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,6 +35,11 @@ var Vars = []Var{
 	{"PARLEY_GRAPH_API_VERSION", "v25.0", "Graph API version."},
 	{"PARLEY_REPLY_WINDOW", "24h", "Meta's standard messaging window. Demos and tests shorten it; production never changes it."},
 	{"PARLEY_HUMAN_AGENT_WINDOW", "168h", "Meta's HUMAN_AGENT window (7 days). Demos and tests shorten it; production never changes it."},
+	{"PARLEY_WINDOW_EDGE_MARGIN", "2s", "Allowance for latency and clock skew at a window's end: a reply that would reach Meta within it after the 24-hour window closed goes as HUMAN_AGENT (tag on) or is not sent."},
+	{"PARLEY_ECHO_WAIT", "15s", "After a send with no clear answer from Meta, how long to wait for its echo before looking for it on Meta's side."},
+	{"PARLEY_BLIND_ECHO_WAIT", "10m", "The same wait when Meta's side cannot be read (the page token lacks pages_read_engagement and pages_manage_metadata): then resent."},
+	{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", "A conversation continues as new after this many signals (Temporal's limit is 10,000)."},
+	{"PARLEY_MAX_EVENTS_PER_RUN", "3000", "A conversation continues as new after this many history events (Temporal suggests ~4,096)."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
 	{"PARLEY_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"PARLEY_LOG_FORMAT", "text", "text or json."},
@@ -57,6 +63,11 @@ type Config struct {
 	SignalTimeout     time.Duration
 	ReplyWindow       time.Duration
 	HumanAgentWindow  time.Duration
+	WindowEdgeMargin  time.Duration
+	EchoWait          time.Duration
+	BlindEchoWait     time.Duration
+	MaxSignalsPerRun  int
+	MaxEventsPerRun   int
 	LogLevel          string
 	LogFormat         string
 	level             slog.Level
@@ -109,6 +120,27 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))
 		}
 		*d.dst = v
+	}
+	for _, d := range []struct {
+		name, def string
+		dst       *time.Duration
+	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}} {
+		v, err := time.ParseDuration(get(d.name, d.def))
+		if err != nil || v <= 0 {
+			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))
+		}
+		*d.dst = v
+	}
+	for _, n := range []struct {
+		name, def string
+		min, max  int
+		dst       *int
+	}{{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", 10, 9000, &c.MaxSignalsPerRun}, {"PARLEY_MAX_EVENTS_PER_RUN", "3000", 200, 40000, &c.MaxEventsPerRun}} {
+		v, err := strconv.Atoi(get(n.name, n.def))
+		if err != nil || v < n.min || v > n.max {
+			return Config{}, fmt.Errorf("%s: want a whole number from %d to %d, got %q", n.name, n.min, n.max, get(n.name, n.def))
+		}
+		*n.dst = v
 	}
 	if c.HumanAgentWindow < c.ReplyWindow {
 		return Config{}, fmt.Errorf("PARLEY_HUMAN_AGENT_WINDOW (%s) must not be shorter than PARLEY_REPLY_WINDOW (%s)", c.HumanAgentWindow, c.ReplyWindow)

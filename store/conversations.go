@@ -28,6 +28,9 @@ type Conversation struct {
 	ClosedReason           string // why it closed, set with ClosedAt
 	StartedAt              time.Time
 	UpdatedAt              time.Time
+	// Revision orders saves: a save with a lower revision than the stored
+	// one is ignored (0: legacy callers, ordered by UpdatedAt).
+	Revision int64
 }
 
 // ConversationFilter selects conversations; empty fields match everything.
@@ -62,10 +65,12 @@ type conversationRow struct {
 	ClosedReason           string       `db:"closed_reason"`
 	StartedAt              time.Time    `db:"started_at"`
 	UpdatedAt              time.Time    `db:"updated_at"`
+	Revision               int64        `db:"revision"`
 }
 
 const conversationColumns = `id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
-	previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason, started_at, updated_at`
+	previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason, started_at, updated_at,
+	revision`
 
 func (r conversationRow) conversation() Conversation {
 	return Conversation{
@@ -84,6 +89,7 @@ func (r conversationRow) conversation() Conversation {
 		ClosedReason:           r.ClosedReason,
 		StartedAt:              r.StartedAt.UTC(),
 		UpdatedAt:              r.UpdatedAt.UTC(),
+		Revision:               r.Revision,
 	}
 }
 
@@ -108,8 +114,8 @@ func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err err
 	_, err = exec(ctx, s.db, `
 		INSERT INTO conversations (id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
 			previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason,
-			started_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			started_at, updated_at, revision)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			state = excluded.state,
 			agent_id = excluded.agent_id,
@@ -117,11 +123,13 @@ func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err err
 			last_customer_message_at = excluded.last_customer_message_at,
 			closed_at = excluded.closed_at,
 			closed_reason = excluded.closed_reason,
-			updated_at = excluded.updated_at
-		WHERE conversations.updated_at <= excluded.updated_at`,
+			updated_at = excluded.updated_at,
+			revision = excluded.revision
+		WHERE (excluded.revision > 0 AND conversations.revision <= excluded.revision)
+			OR (excluded.revision = 0 AND conversations.revision = 0 AND conversations.updated_at <= excluded.updated_at)`,
 		c.ID, c.PageRef, c.AccountID, c.FacebookPageID, c.PSID, c.WorkflowID, c.State, c.AgentID,
 		c.PreviousConversationID, c.MessageCount, s.nullTimestamp(c.LastCustomerMessageAt), s.nullTimestamp(c.ClosedAt),
-		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt))
+		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt), c.Revision)
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("page %s or account %s: %w", c.PageRef, c.AccountID, ErrNotFound)
 	}

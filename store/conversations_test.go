@@ -228,3 +228,44 @@ func TestConversationLimits(t *testing.T) {
 		}
 	})
 }
+
+// Issue 6, defect 4: saves are ordered by the workflow's revision, not by
+// the wall clock of the activity that wrote them: a retried older save
+// (written later) never overwrites a newer state.
+func TestConversationSavesFollowTheWorkflowsRevision(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		p := conversationFixture(t, s, "310")
+		start := mustUTC(t, "2025-04-01T09:00:00Z")
+		newer := newConversation(p, "c-rev", "psid-rev", start)
+		newer.State, newer.Revision, newer.UpdatedAt = "closed", 7, start.Add(time.Minute)
+		if err := s.UpsertConversation(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+		// Revision 6 (active), retried by Temporal and written later.
+		older := newConversation(p, "c-rev", "psid-rev", start)
+		older.State, older.AgentID, older.Revision, older.UpdatedAt = "active", "agent-1", 6, start.Add(time.Hour)
+		if err := s.UpsertConversation(ctx, older); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetConversation(ctx, "c-rev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != "closed" || got.Revision != 7 {
+			t.Errorf("after a late save of revision 6: %s (revision %d), want closed (7)", got.State, got.Revision)
+		}
+		// The same revision again (an activity retry) is harmless.
+		if err := s.UpsertConversation(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+		newest := newer
+		newest.MessageCount, newest.Revision = 3, 8
+		if err := s.UpsertConversation(ctx, newest); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetConversation(ctx, "c-rev"); got.MessageCount != 3 {
+			t.Errorf("revision 8 not applied: %+v", got)
+		}
+	})
+}

@@ -42,6 +42,11 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(send.MarkMessageFailed, activity.RegisterOptions{Name: activities.MarkMessageFailedName})
 	r.RegisterActivityWithOptions(send.MarkPageTokenInvalid, activity.RegisterOptions{Name: activities.MarkPageTokenInvalidName})
 	r.RegisterActivityWithOptions(send.LoadSettings, activity.RegisterOptions{Name: activities.LoadSettingsName})
+	r.RegisterActivityWithOptions(send.FindSentMessage, activity.RegisterOptions{Name: activities.FindSentMessageName})
+	r.RegisterActivityWithOptions(conv.UnrecordedEvents, activity.RegisterOptions{Name: activities.UnrecordedEventsName})
+	r.RegisterActivityWithOptions(conv.RecordOutsideConversation, activity.RegisterOptions{Name: activities.RecordOutsideConversationName})
+	pages := &activities.Pages{Store: d.Store, Log: d.Log}
+	r.RegisterActivityWithOptions(pages.FlagPage, activity.RegisterOptions{Name: activities.FlagPageName})
 }
 
 // New builds a worker on taskQueue with everything registered.

@@ -22,6 +22,9 @@ const (
 	// SignalMessengerEvents carries MessengerEventsSignal: the events of one
 	// webhook POST for one customer, in the order Meta sent them.
 	SignalMessengerEvents = "messenger-events"
+	// SignalSettingsChanged tells the conversation that its workstream's
+	// settings changed: it reads them again and re-arms its timers.
+	SignalSettingsChanged = "settings-changed"
 	// QueryState returns ConversationState.
 	QueryState = "state"
 
@@ -39,6 +42,11 @@ const (
 	// their next event, then continue as new into the lifecycle.
 	versionLifecycle = "lifecycle"
 	versionUpgrade   = "upgrade-to-lifecycle"
+	// versionNothingLost: issue 6's fixes (no phantom conversations, bounded
+	// continue-as-new, idempotency across runs, send outcomes, page flags).
+	// Runs that started before it keep the old logic until their next
+	// continue-as-new.
+	versionNothingLost = "nothing-lost"
 )
 
 // Conversation states (contact-center.md section 5).
@@ -103,9 +111,13 @@ type ConversationInput struct {
 	Limits Limits `json:"limits,omitzero"`
 	// Carried is set by continue-as-new within one conversation.
 	Carried *ConversationState `json:"carried,omitempty"`
-	// Pending are events that arrived as the previous conversation closed:
-	// they open this one.
+	// Pending are events that arrived as the previous run ended: those of a
+	// closed conversation open this one, those of a continued one are
+	// processed first.
 	Pending []messenger.Event `json:"pending,omitempty"`
+	// Updates are the answers to recent updates, carried across runs and
+	// conversations so that a retried Idempotency-Key gets its first answer.
+	Updates []UpdateRecord `json:"updates,omitempty"`
 }
 
 // Limits bound one workflow run so that it continues as new well before the
@@ -118,9 +130,16 @@ type Limits struct {
 	// MaxSendAttempts bounds the tries of one message.
 	MaxSendAttempts int `json:"max_send_attempts,omitempty"`
 	// EchoWait is how long to wait for Meta's echo when a send's outcome is
-	// unknown, before trying again.
+	// unknown, before looking for the message on Meta's side.
 	EchoWait time.Duration `json:"echo_wait,omitempty"`
+	// BlindEchoWait is how long to wait for the echo when Meta's side cannot
+	// be looked at (the page token lacks the permissions), before resending.
+	BlindEchoWait time.Duration `json:"blind_echo_wait,omitempty"`
 }
+
+// DefaultBlindEchoWait: without a way to look at Meta's side, resending
+// risks a duplicate; an echo that late is rare.
+const DefaultBlindEchoWait = 10 * time.Minute
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxEventsPerRun <= 0 {
@@ -137,6 +156,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.EchoWait <= 0 {
 		l.EchoWait = 15 * time.Second
+	}
+	if l.BlindEchoWait <= 0 {
+		l.BlindEchoWait = DefaultBlindEchoWait
 	}
 	return l
 }
@@ -168,6 +190,9 @@ type ConversationState struct {
 	// Lifecycle is 1 once the conversation runs the lifecycle logic.
 	Lifecycle int `json:"lifecycle,omitempty"`
 	Runs      int `json:"runs"`
+	// Revision orders the conversation's saves: the store keeps the
+	// highest, so a retried older save never wins.
+	Revision int64 `json:"revision,omitempty"`
 }
 
 const recentKeysKept = 500
@@ -210,10 +235,19 @@ type conversation struct {
 	windows Windows
 	state   ConversationState
 
-	signals workflow.ReceiveChannel
+	signals  workflow.ReceiveChannel
+	settings workflow.ReceiveChannel
 	// wake lets update handlers wake the main loop after a transition.
-	wake   workflow.Channel
+	wake workflow.Channel
+	// mu serializes what changes the conversation's state (handlers and
+	// the main loop), so that none acts on a state another changed while
+	// it waited on an activity. Lock order: mu, then sendMu.
+	mu     workflow.Mutex
 	sendMu workflow.Mutex
+	// nothingLost: this run has issue 6's logic (versionNothingLost).
+	nothingLost bool
+	// updates answers retried update ids (see UpdateRecord).
+	updates []UpdateRecord
 
 	workflowID     string
 	signalsThisRun int
@@ -231,13 +265,17 @@ func newConversation(in ConversationInput) *conversation {
 		c.state = *in.Carried
 		c.in.Carried = nil
 	}
+	c.updates = in.Updates
+	c.in.Updates = nil
 	return c
 }
 
 func (c *conversation) setup(ctx workflow.Context) error {
 	c.workflowID = workflow.GetInfo(ctx).WorkflowExecution.ID
 	c.signals = workflow.GetSignalChannel(ctx, SignalMessengerEvents)
+	c.settings = workflow.GetSignalChannel(ctx, SignalSettingsChanged)
 	c.wake = workflow.NewBufferedChannel(ctx, 1)
+	c.mu = workflow.NewMutex(ctx)
 	c.sendMu = workflow.NewMutex(ctx)
 	c.timers = [3]*lazyTimer{
 		{summary: "24-hour reply window"},
@@ -302,6 +340,7 @@ func (c *conversation) open(ctx workflow.Context) error {
 func (c *conversation) record(ctx workflow.Context, events []messenger.Event) error {
 	var rows []activities.TranscriptEntry
 	var marks []activities.Watermark
+	var echoes []activities.Echo
 	for _, e := range events {
 		key := e.DedupeKey()
 		if c.state.seen(key) {
@@ -317,6 +356,11 @@ func (c *conversation) record(ctx workflow.Context, events []messenger.Event) er
 				if _, sending := c.state.Outbox[id]; sending {
 					c.state.Outbox[id] = e.MID
 				}
+				if c.nothingLost {
+					// Meta's id and time for the message, even once sent:
+					// receipts are compared with Meta's clock.
+					echoes = append(echoes, activities.Echo{MessageID: id, MID: e.MID, At: time.UnixMilli(e.Timestamp).UTC()})
+				}
 				continue
 			}
 		}
@@ -328,11 +372,12 @@ func (c *conversation) record(ctx workflow.Context, events []messenger.Event) er
 			}
 		}
 	}
-	if len(rows) == 0 && len(marks) == 0 {
+	if len(rows) == 0 && len(marks) == 0 && len(echoes) == 0 {
 		return nil
 	}
 	in := c.recordInput(rows)
 	in.Watermarks = marks
+	in.Echoes = echoes
 	actx := workflow.WithActivityOptions(ctx, storeActivity("record the customer's messages"))
 	if err := workflow.ExecuteActivity(actx, activities.RecordTranscriptName, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("record transcript: %w", err)
@@ -371,6 +416,7 @@ func (c *conversation) entry(e messenger.Event) activities.TranscriptEntry {
 }
 
 func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities.RecordTranscriptInput {
+	c.state.Revision++
 	return activities.RecordTranscriptInput{
 		ConversationID:         c.state.ConversationID,
 		PageRef:                c.in.PageRef,
@@ -386,6 +432,7 @@ func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities
 		AgentID:                c.state.AgentID,
 		ClosedAt:               c.state.ClosedAt,
 		ClosedReason:           c.state.ClosedReason,
+		Revision:               c.state.Revision,
 		Entries:                rows,
 	}
 }

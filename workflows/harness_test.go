@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -35,6 +37,32 @@ type harness struct {
 	saves    []activities.RecordTranscriptInput
 	flagged  int
 	updates  map[string]*updateOutcome
+	// outside are events recorded without a conversation; pageFlags the
+	// FlagPage calls; lookups the next FindSentMessage answers (then
+	// unavailable), and looked the calls made.
+	outside   []messenger.Event
+	pageFlags []activities.FlagPageInput
+	lookups   []activities.FindSentOutcome
+	looked    []activities.FindSentInput
+	// notAttempted makes the next SendMessage calls fail before Meta;
+	// impossible makes them fail for good (the page was deleted).
+	notAttempted int
+	impossible   bool
+	opened       int
+	// during runs once, while the named activity runs (as if a webhook or
+	// a request arrived then).
+	during map[string]func()
+}
+
+// hook runs (once) what the test set for activity name.
+func (h *harness) hook(name string) {
+	h.mu.Lock()
+	f := h.during[name]
+	delete(h.during, name)
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 type updateOutcome struct {
@@ -42,6 +70,7 @@ type updateOutcome struct {
 	done     bool
 	err      error
 	value    any
+	at       time.Time // when it completed (workflow clock)
 }
 
 func defaultSettings() activities.Settings {
@@ -55,14 +84,18 @@ func defaultSettings() activities.Settings {
 func newHarness(t *testing.T) *harness {
 	var s testsuite.WorkflowTestSuite
 	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), settings: defaultSettings(),
-		status: map[string]string{}, reasons: map[string]string{}, updates: map[string]*updateOutcome{}}
+		status: map[string]string{}, reasons: map[string]string{}, updates: map[string]*updateOutcome{}, during: map[string]func(){}}
 	h.start = h.env.Now()
 	h.env.RegisterWorkflowWithOptions(workflows.ConversationWorkflow, workflow.RegisterOptions{Name: workflows.ConversationWorkflowName})
 	reg := func(f any, name string) { h.env.RegisterActivityWithOptions(f, activity.RegisterOptions{Name: name}) }
 	reg(func(ctx context.Context, in activities.RecordTranscriptInput) (activities.OpenConversationResult, error) {
+		h.mu.Lock()
+		h.opened++
+		h.mu.Unlock()
 		return activities.OpenConversationResult{PreviousConversationID: "prev-1"}, nil
 	}, activities.OpenConversationName)
 	reg(func(ctx context.Context, in activities.RecordTranscriptInput) error {
+		h.hook(activities.RecordTranscriptName)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, e := range in.Entries {
@@ -74,19 +107,63 @@ func newHarness(t *testing.T) *harness {
 		return nil
 	}, activities.RecordTranscriptName)
 	reg(func(ctx context.Context, in activities.RecordTranscriptInput) error {
+		h.hook(activities.SaveConversationName)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.saves = append(h.saves, in)
 		return nil
 	}, activities.SaveConversationName)
 	reg(func(ctx context.Context, pageRef string) (activities.Settings, error) {
+		h.hook(activities.LoadSettingsName)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.settings, nil
 	}, activities.LoadSettingsName)
-	reg(func(ctx context.Context, in activities.SendInput) (activities.SendOutcome, error) {
+	reg(func(ctx context.Context, in activities.UnrecordedInput) ([]string, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		var out []string
+		for _, k := range in.DedupeKeys {
+			if !slices.ContainsFunc(h.entries, func(e activities.TranscriptEntry) bool { return e.DedupeKey == k }) {
+				out = append(out, k)
+			}
+		}
+		return out, nil
+	}, activities.UnrecordedEventsName)
+	reg(func(ctx context.Context, in activities.OutsideInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.outside = append(h.outside, in.Events...)
+		return nil
+	}, activities.RecordOutsideConversationName)
+	reg(func(ctx context.Context, in activities.FlagPageInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.pageFlags = append(h.pageFlags, in)
+		return nil
+	}, activities.FlagPageName)
+	reg(func(ctx context.Context, in activities.FindSentInput) (activities.FindSentOutcome, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.looked = append(h.looked, in)
+		if len(h.lookups) > 0 {
+			out := h.lookups[0]
+			h.lookups = h.lookups[1:]
+			return out, nil
+		}
+		return activities.FindSentOutcome{Outcome: activities.LookupUnavailable, Reason: "no permission"}, nil
+	}, activities.FindSentMessageName)
+	reg(func(ctx context.Context, in activities.SendInput) (activities.SendOutcome, error) {
+		h.hook(activities.SendMessageName)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.impossible {
+			return activities.SendOutcome{}, temporal.NewNonRetryableApplicationError("the page was deleted from Parley", activities.SendImpossibleErrorType, nil)
+		}
+		if h.notAttempted > 0 {
+			h.notAttempted--
+			return activities.SendOutcome{}, temporal.NewApplicationError("database unavailable", activities.SendNotAttemptedErrorType)
+		}
 		h.sends = append(h.sends, in)
 		if len(h.script) > 0 {
 			out := h.script[0]
@@ -142,7 +219,7 @@ func (h *harness) update(d time.Duration, label, name string, arg any) {
 		h.updates[label] = o
 		h.env.UpdateWorkflow(name, label, &testsuite.TestUpdateCallback{
 			OnReject:   func(err error) { o.rejected = err },
-			OnComplete: func(v any, err error) { o.done, o.value, o.err = true, v, err },
+			OnComplete: func(v any, err error) { o.done, o.value, o.err, o.at = true, v, err, h.env.Now() },
 		}, arg)
 	})
 }

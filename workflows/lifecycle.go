@@ -15,8 +15,17 @@ import (
 // run is the conversation's lifecycle: open -> active <-> waiting ->
 // wrap_up -> closed, Meta's windows, and auto-close timers.
 func (c *conversation) run(ctx workflow.Context) error {
+	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
+	if c.nothingLost && c.windows.EdgeMargin <= 0 {
+		c.windows.EdgeMargin = DefaultEdgeMargin
+	}
 	if c.state.ConversationID == "" {
-		if err := c.open(ctx); err != nil {
+		if c.nothingLost {
+			opened, err := c.start(ctx)
+			if err != nil || !opened {
+				return err
+			}
+		} else if err := c.open(ctx); err != nil {
 			return err
 		}
 	}
@@ -36,12 +45,12 @@ func (c *conversation) run(ctx workflow.Context) error {
 	if len(c.in.Pending) > 0 {
 		pending := c.in.Pending
 		c.in.Pending = nil
-		if err := c.onEvents(ctx, pending); err != nil {
+		if err := c.locked(ctx, func() error { return c.onEvents(ctx, pending) }); err != nil {
 			return err
 		}
 	}
 	for {
-		if err := c.checkDeadlines(ctx); err != nil {
+		if err := c.locked(ctx, func() error { return c.checkDeadlines(ctx) }); err != nil {
 			return err
 		}
 		if c.state.State == StateClosed {
@@ -63,6 +72,15 @@ func (c *conversation) run(ctx workflow.Context) error {
 			events = append(first.Events, c.drain()...)
 		})
 		sel.AddReceive(c.wake, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil) })
+		settingsChanged := false
+		if c.nothingLost {
+			sel.AddReceive(c.settings, func(ch workflow.ReceiveChannel, _ bool) {
+				ch.Receive(ctx, nil)
+				c.signalsThisRun++
+				c.drainSettings()
+				settingsChanged = true
+			})
+		}
 		for _, t := range c.timers {
 			if t.future != nil {
 				sel.AddFuture(t.future, t.fire)
@@ -72,13 +90,32 @@ func (c *conversation) run(ctx workflow.Context) error {
 		if ctx.Err() != nil {
 			return c.canceled(ctx)
 		}
+		if settingsChanged {
+			// The timers re-arm from the new settings at the top of the loop.
+			if err := c.locked(ctx, func() error { return c.loadSettings(ctx) }); err != nil {
+				return err
+			}
+		}
 		if len(events) > 0 {
-			if err := c.onEvents(ctx, events); err != nil {
+			if err := c.locked(ctx, func() error { return c.onEvents(ctx, events) }); err != nil {
 				return err
 			}
 		}
 	}
+	if c.nothingLost {
+		return c.finishBounded(ctx)
+	}
 	return c.finish(ctx)
+}
+
+// locked runs f under the state mutex.
+func (c *conversation) locked(ctx workflow.Context, f func() error) error {
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return f()
 }
 
 // onEvents records what the customer (or Meta) sent and applies the
@@ -254,6 +291,9 @@ func (c *conversation) finish(ctx workflow.Context) error {
 // continueAsNew carries the state into a fresh run once every update is
 // answered and every buffered signal handled, so none is lost.
 func (c *conversation) continueAsNew(ctx workflow.Context) error {
+	if c.nothingLost {
+		return c.continueAsNewBounded(ctx)
+	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}

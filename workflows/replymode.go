@@ -18,7 +18,14 @@ const (
 type Windows struct {
 	Reply      time.Duration `json:"reply,omitempty"`
 	HumanAgent time.Duration `json:"human_agent,omitempty"`
+	// EdgeMargin allows for latency and clock skew at a window's end: a
+	// message that would reach Meta within it after the window closed is
+	// decided as if the window had closed.
+	EdgeMargin time.Duration `json:"edge_margin,omitempty"`
 }
+
+// DefaultEdgeMargin is the margin at windows' ends.
+const DefaultEdgeMargin = 2 * time.Second
 
 // WithDefaults fills zero lengths with Meta's.
 func (w Windows) WithDefaults() Windows {
@@ -60,6 +67,8 @@ func ReplyMode(now time.Time, lastCustomerMessage *time.Time, w Windows, humanAg
 	}
 	m := Mode{ReplyDeadline: lastCustomerMessage.Add(w.Reply).UTC(), HumanAgentDeadline: lastCustomerMessage.Add(w.HumanAgent).UTC()}
 	replyName := windowName(w.Reply)
+	// Decided as Meta will see it: at arrival, up to the margin later.
+	now = now.Add(max(w.EdgeMargin, 0))
 	switch {
 	case now.Before(m.ReplyDeadline):
 		m.Mode, m.MessagingType = ModeResponse, messenger.MessagingTypeResponse
@@ -107,4 +116,25 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// AgentReplyMode is what an agent's reply would get now, the conversation's
+// state included: only the agent of an active or waiting conversation may
+// reply, inside Meta's windows.
+func AgentReplyMode(state string, now time.Time, lastCustomerMessage *time.Time, w Windows, humanAgentTag bool) Mode {
+	m := ReplyMode(now, lastCustomerMessage, w, humanAgentTag, false)
+	var why string
+	switch state {
+	case StateActive, StateWaiting:
+		return m
+	case StateOpen:
+		why = "no agent has the conversation yet: it must be assigned before anyone replies"
+	case StateWrapUp:
+		why = "the agent has ended the conversation (wrap-up): replies are closed"
+	case StateClosed:
+		why = "the conversation is closed"
+	default:
+		why = "the conversation is " + state
+	}
+	return Mode{Mode: ModeNone, Reason: why, ReplyDeadline: m.ReplyDeadline, HumanAgentDeadline: m.HumanAgentDeadline}
 }

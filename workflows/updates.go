@@ -112,6 +112,9 @@ func (c *conversation) result() TransitionResult {
 }
 
 func (c *conversation) validateAssign(ctx workflow.Context, r AssignRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateAssign); ok {
+		return nil // answered with its first result
+	}
 	if err := c.validateTarget(r.ConversationID); err != nil {
 		return err
 	}
@@ -125,15 +128,44 @@ func (c *conversation) validateAssign(ctx workflow.Context, r AssignRequest) err
 }
 
 func (c *conversation) assign(ctx workflow.Context, r AssignRequest) (TransitionResult, error) {
-	c.updatesThisRun++
-	c.state.AgentID = r.AgentID
-	if err := c.transition(ctx, StateActive); err != nil {
-		return TransitionResult{}, err
+	return c.transitionUpdate(ctx, UpdateAssign, func() error { return c.validateAssign(ctx, r) }, func() error {
+		c.state.AgentID = r.AgentID
+		return c.transition(ctx, StateActive)
+	})
+}
+
+// transitionUpdate runs a state-changing update under the state mutex: it
+// checks again, once it holds the mutex, what the validator checked, since
+// another handler may have changed the state meanwhile. A retried update id
+// gets its first answer.
+func (c *conversation) transitionUpdate(ctx workflow.Context, name string, validate, apply func() error) (TransitionResult, error) {
+	var res TransitionResult
+	if ok, err := c.answered(ctx, name, &res); ok {
+		return res, err
 	}
-	return c.result(), nil
+	c.updatesThisRun++
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	if c.nothingLost {
+		if err := validate(); err != nil {
+			return res, err
+		}
+	}
+	if err := apply(); err != nil {
+		return res, err
+	}
+	res = c.result()
+	c.remember(ctx, name, res)
+	return res, nil
 }
 
 func (c *conversation) validateSetWaiting(ctx workflow.Context, r ActionRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateSetWaiting); ok {
+		return nil // answered with its first result
+	}
 	if err := c.validateTarget(r.ConversationID); err != nil {
 		return err
 	}
@@ -144,14 +176,15 @@ func (c *conversation) validateSetWaiting(ctx workflow.Context, r ActionRequest)
 }
 
 func (c *conversation) setWaiting(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
-	c.updatesThisRun++
-	if err := c.transition(ctx, StateWaiting); err != nil {
-		return TransitionResult{}, err
-	}
-	return c.result(), nil
+	return c.transitionUpdate(ctx, UpdateSetWaiting, func() error { return c.validateSetWaiting(ctx, r) }, func() error {
+		return c.transition(ctx, StateWaiting)
+	})
 }
 
 func (c *conversation) validateEnd(ctx workflow.Context, r ActionRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateEnd); ok {
+		return nil // answered with its first result
+	}
 	if err := c.validateTarget(r.ConversationID); err != nil {
 		return err
 	}
@@ -164,19 +197,23 @@ func (c *conversation) validateEnd(ctx workflow.Context, r ActionRequest) error 
 // end moves to wrap-up and sends the workstream's "conversation ended"
 // message, if any, only inside the 24-hour window and never tagged.
 func (c *conversation) end(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
-	c.updatesThisRun++
-	if err := c.transition(ctx, StateWrapUp); err != nil {
-		return TransitionResult{}, err
-	}
-	if text := c.state.Settings.EndedMessage; text != "" {
-		if _, err := c.sendAutomated(ctx, text); err != nil {
-			return TransitionResult{}, err
+	return c.transitionUpdate(ctx, UpdateEnd, func() error { return c.validateEnd(ctx, r) }, func() error {
+		if err := c.transition(ctx, StateWrapUp); err != nil {
+			return err
 		}
-	}
-	return c.result(), nil
+		if text := c.state.Settings.EndedMessage; text != "" {
+			if _, err := c.sendAutomated(ctx, text); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (c *conversation) validateClose(ctx workflow.Context, r ActionRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateClose); ok {
+		return nil // answered with its first result
+	}
 	if err := c.validateTarget(r.ConversationID); err != nil {
 		return err
 	}
@@ -184,27 +221,28 @@ func (c *conversation) validateClose(ctx workflow.Context, r ActionRequest) erro
 }
 
 func (c *conversation) closeByRequest(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
-	c.updatesThisRun++
-	reason := "closed by an administrator"
-	if r.ActorAgentID != "" {
-		reason = "closed by agent " + r.ActorAgentID
-	}
-	if r.Reason != "" {
-		reason = r.Reason
-	}
-	if err := c.close(ctx, reason); err != nil {
-		return TransitionResult{}, err
-	}
-	return c.result(), nil
+	return c.transitionUpdate(ctx, UpdateClose, func() error { return c.validateClose(ctx, r) }, func() error {
+		reason := "closed by an administrator"
+		if r.ActorAgentID != "" {
+			reason = "closed by agent " + r.ActorAgentID
+		}
+		if r.Reason != "" {
+			reason = r.Reason
+		}
+		return c.close(ctx, reason)
+	})
 }
 
 // validateReply refuses what Meta would refuse, with the reason.
 func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateSendReply); ok {
+		return nil // answered with its first result
+	}
 	if err := c.validateTarget(r.ConversationID); err != nil {
 		return err
 	}
-	if c.state.State != StateActive {
-		return refuse("only the agent of an active conversation can reply; it is %s", c.state.State)
+	if c.state.State != StateActive && !(c.nothingLost && c.state.State == StateWaiting) {
+		return refuse("only the agent of an active or waiting conversation can reply; it is %s", c.state.State)
 	}
 	if r.AgentID == "" || r.AgentID != c.state.AgentID {
 		return refuse("the conversation is not assigned to agent %s", r.AgentID)
@@ -214,7 +252,7 @@ func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error
 		return refuse("a reply needs text or an attachment")
 	case r.Text != "" && r.AttachmentURL != "":
 		return refuse("send the text and the attachment as two replies")
-	case len([]rune(r.Text)) > MaxReplyLength:
+	case len([]rune(r.Text)) > MaxReplyLength: // TODO(utf16)
 		return refuse("the reply is longer than %d characters", MaxReplyLength)
 	case r.AttachmentURL != "" && !r.AgentAttachments:
 		return refuse("attachments from agents are off for this workstream")
@@ -235,7 +273,18 @@ func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error
 }
 
 func (c *conversation) sendReply(ctx workflow.Context, r ReplyRequest) (ReplyResult, error) {
+	var out ReplyResult
+	if ok, err := c.answered(ctx, UpdateSendReply, &out); ok {
+		return out, err
+	}
 	c.updatesThisRun++
+	if c.nothingLost {
+		out, err := c.sendReplyLocked(ctx, r)
+		if err == nil {
+			c.remember(ctx, UpdateSendReply, out)
+		}
+		return out, err
+	}
 	if err := c.sendMu.Lock(ctx); err != nil {
 		return ReplyResult{}, err
 	}
@@ -256,6 +305,54 @@ func (c *conversation) sendReply(ctx workflow.Context, r ReplyRequest) (ReplyRes
 	c.state.LastActivityAt = workflow.Now(ctx).UTC()
 	c.wake.SendAsync(true)
 	return ReplyResult{Messages: res}, err
+}
+
+// sendReplyLocked checks the reply again under the state mutex, brings a
+// waiting conversation back to active (the agent answers; Meta accepts it),
+// and takes the send mutex before releasing the state one, so that replies
+// go out in the order they were accepted.
+func (c *conversation) sendReplyLocked(ctx workflow.Context, r ReplyRequest) (ReplyResult, error) {
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return ReplyResult{}, err
+	}
+	if err := c.validateReply(ctx, r); err != nil {
+		unlock()
+		return ReplyResult{}, err
+	}
+	if c.state.State == StateWaiting {
+		if err := c.transition(ctx, StateActive); err != nil {
+			unlock()
+			return ReplyResult{}, err
+		}
+	}
+	if err := c.sendMu.Lock(ctx); err != nil {
+		unlock()
+		return ReplyResult{}, err
+	}
+	unlock()
+	defer c.sendMu.Unlock()
+	parts := replyParts(r)
+	res, err := c.send(ctx, parts)
+	c.state.AgentMessages += len(parts)
+	c.state.LastActivityAt = workflow.Now(ctx).UTC()
+	c.wake.SendAsync(true)
+	return ReplyResult{Messages: res}, err
+}
+
+func replyParts(r ReplyRequest) []outgoing {
+	var parts []outgoing
+	if r.AttachmentURL != "" {
+		parts = []outgoing{{attachmentType: r.AttachmentType, attachmentURL: r.AttachmentURL}}
+	} else {
+		for _, t := range messenger.SplitText(r.Text, messenger.MaxTextLength) {
+			parts = append(parts, outgoing{text: t})
+		}
+	}
+	for i := range parts {
+		parts[i].sender, parts[i].agentID, parts[i].tagOn = "agent", r.AgentID, r.HumanAgentTag
+	}
+	return parts
 }
 
 // sendAutomated sends a system message: never tagged, never outside the
@@ -304,7 +401,13 @@ func (c *conversation) send(ctx workflow.Context, parts []outgoing) ([]MessageRe
 		if results[i].Status == "failed" {
 			continue
 		}
-		r, err := c.deliver(ctx, p, entries[i], results[i])
+		var r MessageResult
+		var err error
+		if c.nothingLost {
+			r, err = c.deliverChecked(ctx, p, results[i])
+		} else {
+			r, err = c.deliver(ctx, p, entries[i], results[i])
+		}
 		if err != nil {
 			return results, err
 		}
