@@ -26,20 +26,20 @@ const (
 // RecordTranscriptInput is the conversation as the workflow knows it, plus the
 // new transcript entries and watermarks to persist.
 type RecordTranscriptInput struct {
-	ConversationID         string            `json:"conversation_id"`
-	PageRef                string            `json:"page_ref"`
-	AccountID              string            `json:"account_id"`
-	FacebookPageID         string            `json:"facebook_page_id"`
-	PSID                   string            `json:"psid"`
-	WorkflowID             string            `json:"workflow_id"`
-	State                  string            `json:"state"`
-	StartedAt              time.Time         `json:"started_at"`
-	MessageCount           int               `json:"message_count"`
-	LastCustomerMessageAt  *time.Time        `json:"last_customer_message_at,omitempty"`
-	PreviousConversationID string            `json:"previous_conversation_id,omitempty"`
-	AgentID                string            `json:"agent_id,omitempty"`
-	ClosedAt               *time.Time        `json:"closed_at,omitempty"`
-	ClosedReason           string            `json:"closed_reason,omitempty"`
+	ConversationID         string     `json:"conversation_id"`
+	PageRef                string     `json:"page_ref"`
+	AccountID              string     `json:"account_id"`
+	FacebookPageID         string     `json:"facebook_page_id"`
+	PSID                   string     `json:"psid"`
+	WorkflowID             string     `json:"workflow_id"`
+	State                  string     `json:"state"`
+	StartedAt              time.Time  `json:"started_at"`
+	MessageCount           int        `json:"message_count"`
+	LastCustomerMessageAt  *time.Time `json:"last_customer_message_at,omitempty"`
+	PreviousConversationID string     `json:"previous_conversation_id,omitempty"`
+	AgentID                string     `json:"agent_id,omitempty"`
+	ClosedAt               *time.Time `json:"closed_at,omitempty"`
+	ClosedReason           string     `json:"closed_reason,omitempty"`
 	// Revision orders saves of the conversation: the highest wins.
 	Revision   int64             `json:"revision,omitempty"`
 	Entries    []TranscriptEntry `json:"entries,omitempty"`
