@@ -295,6 +295,7 @@ func (s *Server) createWorkstream(c echo.Context) error {
 		return storeError(err, "workstream", *req.Name)
 	}
 	s.log.InfoContext(ctx, "workstream created", "workstream", w.ID, "page", w.PageRef)
+	s.settingsChanged(ctx, w.PageRef)
 	return c.JSON(http.StatusCreated, toWorkstreamJSON(w))
 }
 
@@ -341,13 +342,20 @@ func (s *Server) updateWorkstream(c echo.Context) error {
 		return storeError(err, "workstream", c.Param("id"))
 	}
 	s.log.InfoContext(ctx, "workstream updated", "workstream", w.ID, "page", w.PageRef)
+	s.settingsChanged(ctx, w.PageRef)
 	return c.JSON(http.StatusOK, toWorkstreamJSON(w))
 }
 
 func (s *Server) deleteWorkstream(c echo.Context) error {
-	if err := s.opts.Store.DeleteWorkstream(c.Request().Context(), c.Param("id")); err != nil {
+	ctx := c.Request().Context()
+	w, err := s.opts.Store.GetWorkstream(ctx, c.Param("id"))
+	if err != nil {
 		return storeError(err, "workstream", c.Param("id"))
 	}
-	s.log.InfoContext(c.Request().Context(), "workstream deleted; its page gets the default settings", "workstream", c.Param("id"))
+	if err := s.opts.Store.DeleteWorkstream(ctx, c.Param("id")); err != nil {
+		return storeError(err, "workstream", c.Param("id"))
+	}
+	s.log.InfoContext(ctx, "workstream deleted; its page gets the default settings", "workstream", c.Param("id"))
+	s.settingsChanged(ctx, w.PageRef)
 	return c.NoContent(http.StatusNoContent)
 }
