@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -91,6 +92,14 @@ type OpenConversationResult struct {
 // Conversations persists conversations and their transcripts.
 type Conversations struct {
 	Store *store.Store
+	Log   *slog.Logger
+}
+
+func (a *Conversations) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
 }
 
 // OpenConversation creates the conversation's row (idempotently) and finds
@@ -141,9 +150,8 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 		}
 	}
 	for _, e := range in.Echoes {
-		err := a.Store.MarkMessageSent(ctx, e.MessageID, e.MID, e.At)
-		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("confirm message %s from its echo: %w", e.MessageID, err)
+		if err := confirmEcho(ctx, a.Store, a.log(), e.MessageID, messenger.Event{MID: e.MID, Timestamp: e.At.UnixMilli()}); err != nil {
+			return err
 		}
 	}
 	for _, w := range in.Watermarks {

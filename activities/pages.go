@@ -3,18 +3,18 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"parley/store"
 )
 
-// Placeholder written by the workflow side; the pages helper (C) owns this
-// file and replaces the body.
-
 // FlagPageName flags a page Meta refused to send for.
 const FlagPageName = "FlagPage"
 
-// FlagPageInput is a Send API refusal caused by the page itself.
+// FlagPageInput is a Send API refusal caused by the page itself (10/1893063
+// restricted, 368 policy block, 200/2018028 app not live).
 type FlagPageInput struct {
 	PageRef string `json:"page_ref"`
 	Code    int    `json:"code"`
@@ -23,13 +23,27 @@ type FlagPageInput struct {
 	Reason  string `json:"reason"`
 }
 
-// Pages are the page activities.
+// Pages are the activities about pages.
 type Pages struct {
 	Store *store.Store
 	Log   *slog.Logger
 }
 
-// FlagPage records the refusal on the page.
+// FlagPage records the refusal on the page, so that admins see it (the
+// page's provisioning_state becomes flagged) before more replies fail.
 func (a *Pages) FlagPage(ctx context.Context, in FlagPageInput) error {
-	return errors.New("not implemented yet")
+	err := a.Store.FlagPage(ctx, in.PageRef, store.PageFlag{Code: in.Code, Subcode: in.Subcode, Class: in.Class, Reason: in.Reason, At: time.Now().UTC()})
+	log := a.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		log.WarnContext(ctx, "page deleted before it could be flagged", "page", in.PageRef, "code", in.Code)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("flag page %s: %w", in.PageRef, err)
+	}
+	log.ErrorContext(ctx, "page flagged: Meta refused to send for it", "page", in.PageRef, "code", in.Code, "subcode", in.Subcode, "class", in.Class)
+	return nil
 }

@@ -32,8 +32,23 @@ type pageJSON struct {
 	TokenExpiresAt       *time.Time `json:"token_expires_at,omitempty"`
 	SubscribedAt         *time.Time `json:"subscribed_at,omitempty"`
 	LastWebhookAt        *time.Time `json:"last_webhook_at,omitempty"`
-	CreatedAt            time.Time  `json:"created_at"`
-	UpdatedAt            time.Time  `json:"updated_at"`
+	// ThreadLookup: Parley can look for a message on Meta's side after an
+	// unclear send (the token has pages_read_engagement and
+	// pages_manage_metadata); without it, it waits longer for the echo.
+	ThreadLookup       *bool         `json:"thread_lookup,omitempty"`
+	ThreadLookupReason string        `json:"thread_lookup_reason,omitempty"`
+	Flag               *pageFlagJSON `json:"flag,omitempty"`
+	CreatedAt          time.Time     `json:"created_at"`
+	UpdatedAt          time.Time     `json:"updated_at"`
+}
+
+// pageFlagJSON is Meta's last refusal caused by the page itself.
+type pageFlagJSON struct {
+	Code    int       `json:"code"`
+	Subcode int       `json:"subcode,omitempty"`
+	Class   string    `json:"class"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
 }
 
 func (s *Server) toPageJSON(p store.Page) pageJSON {
@@ -47,6 +62,20 @@ func (s *Server) toPageJSON(p store.Page) pageJSON {
 	}
 	if p.CallbackKey != "" {
 		out.CallbackURL = s.opts.PublicURL + "/webhooks/facebook/" + p.CallbackKey
+	}
+	if p.WebhookVerifiedAt == nil {
+		out.WebhookVerifiedAt = p.AccountWebhookVerifiedAt
+	}
+	out.ThreadLookup = p.ThreadLookup
+	switch {
+	case p.ThreadLookup == nil:
+	case *p.ThreadLookup:
+		out.ThreadLookupReason = "after a send with no clear answer, Parley looks for the message on Meta's side before sending it again"
+	default:
+		out.ThreadLookupReason = "the page token lacks pages_read_engagement or pages_manage_metadata: after a send with no clear answer, Parley cannot look on Meta's side and waits longer for Meta's echo (PARLEY_BLIND_ECHO_WAIT) before sending again"
+	}
+	if f := p.Flag; f != nil {
+		out.Flag = &pageFlagJSON{Code: f.Code, Subcode: f.Subcode, Class: f.Class, Reason: f.Reason, At: f.At}
 	}
 	return out
 }
@@ -197,7 +226,7 @@ func (s *Server) checkPage(ctx context.Context, p store.Page) (store.Page, error
 	if err != nil {
 		return s.pageError(ctx, p, "could not check the page token with the Graph API: "+err.Error())
 	}
-	check := store.TokenCheck{At: s.opts.Now().UTC(), Valid: true}
+	check := store.TokenCheck{At: s.opts.Now().UTC(), Valid: true, Scopes: append([]string{}, info.Scopes...)}
 	if !info.ExpiresAt.IsZero() {
 		exp := info.ExpiresAt.UTC()
 		check.ExpiresAt = &exp

@@ -147,6 +147,7 @@ func (a *App) Handler() http.Handler {
 		TaskQueue:     a.Config.TaskQueue,
 		SignalTimeout: a.Config.SignalTimeout,
 		Windows:       a.windows(),
+		Limits:        a.limits(),
 		Logger:        a.Log,
 	}).Register(srv.Echo())
 	return srv

@@ -12,15 +12,18 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
+	"parley/activities"
 	"parley/apierror"
 	"parley/messenger"
 	"parley/store"
@@ -37,8 +40,10 @@ type Options struct {
 	TaskQueue string
 	// SignalTimeout bounds how long one POST waits for Temporal before 503.
 	SignalTimeout time.Duration
-	// Windows are Meta's window lengths given to new conversations.
+	// Windows are Meta's window lengths given to new conversations, and
+	// Limits bound their runs.
 	Windows workflows.Windows
+	Limits  workflows.Limits
 	Logger  *slog.Logger
 	// Now is time.Now outside tests.
 	Now func() time.Time
@@ -73,9 +78,11 @@ func (g *Gateway) Register(e *echo.Echo) {
 	e.POST("/webhooks/facebook/:key", g.receive)
 }
 
-// page resolves the callback key; deleted pages answer 404 from then on.
+// page resolves the callback key. The key of a deleted page still serves
+// its account (Meta has one callback URL per app, shared by every page of
+// the account); a deleted account's answers 404.
 func (g *Gateway) page(c echo.Context) (store.Page, error) {
-	p, err := g.opts.Store.PageByCallbackKey(c.Request().Context(), c.Param("key"))
+	p, err := g.opts.Store.CallbackPage(c.Request().Context(), c.Param("key"))
 	if errors.Is(err, store.ErrNotFound) {
 		return p, apierror.New(http.StatusNotFound, "not_found", "no page has this callback URL")
 	}
@@ -142,7 +149,7 @@ func (g *Gateway) receive(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := g.signal(ctx, groups); err != nil {
+	if err := g.deliver(ctx, groups); err != nil {
 		g.log.ErrorContext(ctx, "webhook not accepted by Temporal; Meta will retry", "page", p.ID, "err", err)
 		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable", Message: "the events could not be durably accepted; retry later", Err: err}
 	}
@@ -160,7 +167,10 @@ type customerEvents struct {
 // group sorts events by (page, customer), keeping their order. Events of a
 // page that Parley does not manage in this account are logged and dropped.
 func (g *Gateway) group(ctx context.Context, callbackPage store.Page, n *messenger.Notification) ([]*customerEvents, error) {
-	pages := map[string]*store.Page{callbackPage.PageID: &callbackPage}
+	pages := map[string]*store.Page{}
+	if callbackPage.DeletedAt == nil {
+		pages[callbackPage.PageID] = &callbackPage
+	}
 	index := map[string]*customerEvents{}
 	var groups []*customerEvents
 	for _, entry := range n.Entries {
@@ -178,7 +188,9 @@ func (g *Gateway) group(ctx context.Context, callbackPage store.Page, n *messeng
 			pages[entry.PageID] = p
 		}
 		if p == nil {
-			g.log.WarnContext(ctx, "events for a page Parley does not manage; acknowledged and dropped",
+			// Acknowledged: a 404 would make Meta retry for hours, then
+			// disable the webhook for every page of the app.
+			g.log.WarnContext(ctx, "events for a page Parley does not manage (deleted, or never connected); acknowledged and dropped",
 				"callback_page", callbackPage.ID, "facebook_page_id", entry.PageID, "events", len(entry.Events))
 			continue
 		}
@@ -200,46 +212,116 @@ func (g *Gateway) group(ctx context.Context, callbackPage store.Page, n *messeng
 	return groups, nil
 }
 
-// signal delivers each customer's events with SignalWithStart, customers in
-// parallel, and fails unless Temporal accepted all of them.
-func (g *Gateway) signal(ctx context.Context, groups []*customerEvents) error {
+// deliver durably accepts each customer's events, customers in parallel,
+// and fails unless all of them were:
+//   - delivery and read receipts update the statuses in the database, with
+//     no workflow (Temporal Web does not fill up with one per receipt);
+//   - Meta's retries of recorded messages are dropped;
+//   - a new message, postback or referral goes to the customer's
+//     conversation, started if need be (SignalWithStart);
+//   - other events (reactions, edits, echoes) go to the running
+//     conversation, or, when none runs, to the customer's transcript
+//     without creating work for agents.
+func (g *Gateway) deliver(ctx context.Context, groups []*customerEvents) error {
 	ctx, cancel := context.WithTimeout(ctx, g.opts.SignalTimeout)
 	defer cancel()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(16)
 	for _, ce := range groups {
-		eg.Go(func() error {
-			id := workflows.ConversationWorkflowID(ce.page.PageID, ce.psid)
-			opts := client.StartWorkflowOptions{
-				ID:        id,
-				TaskQueue: g.opts.TaskQueue,
-				// A closed conversation is followed by a new one for the same customer.
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				StaticSummary:            workflows.ConversationSummary(ce.page.Name, ce.page.PageID, ce.psid),
-				TypedSearchAttributes: temporal.NewSearchAttributes(
-					workflows.SearchAttrPageID.ValueSet(ce.page.PageID),
-					workflows.SearchAttrPSID.ValueSet(ce.psid),
-					workflows.SearchAttrState.ValueSet(workflows.StateOpen),
-				),
-			}
-			in := workflows.ConversationInput{
-				PageRef:        ce.page.ID,
-				AccountID:      ce.page.AccountID,
-				FacebookPageID: ce.page.PageID,
-				PageName:       ce.page.Name,
-				PSID:           ce.psid,
-				Windows:        g.opts.Windows,
-			}
-			_, err := g.opts.Temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalMessengerEvents,
-				workflows.MessengerEventsSignal{Events: ce.events}, opts, workflows.ConversationWorkflowName, in)
-			if err != nil {
-				return fmt.Errorf("signal %s (%d events): %w", id, len(ce.events), err)
-			}
-			return nil
-		})
+		eg.Go(func() error { return g.deliverCustomer(ctx, ce) })
 	}
 	return eg.Wait()
+}
+
+func (g *Gateway) deliverCustomer(ctx context.Context, ce *customerEvents) error {
+	var rest []messenger.Event
+	var keys []string
+	for _, e := range ce.events {
+		switch {
+		case e.Kind == messenger.KindDelivery || e.Kind == messenger.KindRead:
+			kind := store.ReceiptDelivery
+			if e.Kind == messenger.KindRead {
+				kind = store.ReceiptRead
+			}
+			var at time.Time
+			if e.Watermark > 0 {
+				at = time.UnixMilli(e.Watermark).UTC()
+			}
+			if _, err := g.opts.Store.ApplyReceipt(ctx, ce.page.PageID, ce.psid, kind, at, e.MIDs); err != nil {
+				return fmt.Errorf("apply %s receipt of %s/%s: %w", e.Kind, ce.page.PageID, ce.psid, err)
+			}
+			continue
+		case e.OpensWindow():
+			keys = append(keys, e.DedupeKey())
+		}
+		rest = append(rest, e)
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	opens := false
+	if len(keys) > 0 {
+		recorded, err := g.opts.Store.RecordedDedupeKeys(ctx, ce.page.PageID, ce.psid, keys)
+		if err != nil {
+			return fmt.Errorf("recorded events of %s/%s: %w", ce.page.PageID, ce.psid, err)
+		}
+		for _, e := range rest {
+			opens = opens || (e.OpensWindow() && !slices.Contains(recorded, e.DedupeKey()))
+		}
+	}
+	if opens {
+		return g.signalWithStart(ctx, ce, rest)
+	}
+	id := workflows.ConversationWorkflowID(ce.page.PageID, ce.psid)
+	err := g.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalMessengerEvents, workflows.MessengerEventsSignal{Events: rest})
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) {
+		if err != nil {
+			return fmt.Errorf("signal %s (%d events): %w", id, len(rest), err)
+		}
+		return nil
+	}
+	// No conversation runs: nothing here is work for an agent.
+	in := activities.OutsideInput{PageRef: ce.page.ID, AccountID: ce.page.AccountID, FacebookPageID: ce.page.PageID,
+		PSID: ce.psid, WorkflowID: id, Events: rest}
+	if err := activities.RecordOutside(ctx, g.opts.Store, g.log, in); err != nil {
+		return fmt.Errorf("record %d events of %s outside a conversation: %w", len(rest), id, err)
+	}
+	return nil
+}
+
+// signalWithStart hands a customer's events to their conversation, started
+// if none runs.
+func (g *Gateway) signalWithStart(ctx context.Context, ce *customerEvents, events []messenger.Event) error {
+	id := workflows.ConversationWorkflowID(ce.page.PageID, ce.psid)
+	opts := client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: g.opts.TaskQueue,
+		// A closed conversation is followed by a new one for the same customer.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            workflows.ConversationSummary(ce.page.Name, ce.page.PageID, ce.psid),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchAttrPageID.ValueSet(ce.page.PageID),
+			workflows.SearchAttrPSID.ValueSet(ce.psid),
+			workflows.SearchAttrState.ValueSet(workflows.StateOpen),
+		),
+	}
+	in := workflows.ConversationInput{
+		PageRef:        ce.page.ID,
+		AccountID:      ce.page.AccountID,
+		FacebookPageID: ce.page.PageID,
+		PageName:       ce.page.Name,
+		PSID:           ce.psid,
+		Windows:        g.opts.Windows,
+		Limits:         g.opts.Limits,
+	}
+	_, err := g.opts.Temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalMessengerEvents,
+		workflows.MessengerEventsSignal{Events: events}, opts, workflows.ConversationWorkflowName, in)
+	if err != nil {
+		return fmt.Errorf("signal %s (%d events): %w", id, len(events), err)
+	}
+	return nil
 }
 
 // touch records that webhooks arrive, at most once a minute per page.

@@ -313,8 +313,12 @@ func (s *Store) MarkMessageSent(ctx context.Context, id, mid string, at time.Tim
 		UPDATE messages SET status = ?, mid = ?, sent_at = ?
 		WHERE id = ? AND direction = ? AND status = ?`,
 		StatusSent, mid, s.timestamp(at), id, DirectionOut, StatusPending)
-	if err != nil || n > 0 {
+	if err != nil {
 		return err
+	}
+	if n > 0 {
+		// Receipts that came while it was pending apply now.
+		return s.applyReceiptsOf(ctx, s.db, id)
 	}
 	cur, err := s.messageState(ctx, id)
 	if err != nil {
@@ -369,26 +373,14 @@ func (s *Store) messageState(ctx context.Context, id string) (messageState, erro
 	return st, err
 }
 
-// ApplyWatermark applies a delivery or read watermark from Meta to the
-// customer's outbound messages sent at or before it: sent becomes
-// delivered; sent and delivered become read. Pending and failed messages
-// are left alone, and read never goes back to delivered. It returns the
-// number of messages changed.
-func (s *Store) ApplyWatermark(ctx context.Context, fbPageID, psid, status string, watermark time.Time) (_ int, err error) {
-	defer wrap(&err, "store.ApplyWatermark(%q, %q, %q)", fbPageID, psid, status)
-	var from []any
+// ApplyWatermark applies a delivery ("delivered") or read ("read")
+// watermark: see ApplyReceipt.
+func (s *Store) ApplyWatermark(ctx context.Context, fbPageID, psid, status string, watermark time.Time) (int, error) {
 	switch status {
 	case StatusDelivered:
-		from = []any{StatusSent}
+		return s.ApplyReceipt(ctx, fbPageID, psid, ReceiptDelivery, watermark, nil)
 	case StatusRead:
-		from = []any{StatusSent, StatusDelivered}
-	default:
-		return 0, invalidf("watermark status %q: want delivered or read", status)
+		return s.ApplyReceipt(ctx, fbPageID, psid, ReceiptRead, watermark, nil)
 	}
-	args := append([]any{status, fbPageID, psid, DirectionOut, s.timestamp(watermark)}, from...)
-	n, err := exec(ctx, s.db, `
-		UPDATE messages SET status = ?
-		WHERE facebook_page_id = ? AND psid = ? AND direction = ? AND sent_at <= ?
-			AND status IN (`+placeholders(len(from))+`)`, args...)
-	return int(n), err
+	return 0, fmt.Errorf("store.ApplyWatermark(%q, %q, %q): %w", fbPageID, psid, status, invalidf("watermark status %q: want delivered or read", status))
 }

@@ -346,12 +346,13 @@ func TestMarkMessageSentAndFailed(t *testing.T) {
 			t.Errorf("failed message after Mark*: %+v\nwant %+v", got, failed)
 		}
 
-		// A zero time is now.
+		// A zero time is now. The delivery watermark kept above (at sentAt,
+		// not before now) applies at once to a message confirmed after it.
 		if err := s.MarkMessageSent(ctx, now.ID, "m_now", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if got, at := get(now.ID), clock.Now().Add(-time.Second); got.Status != StatusSent || !got.SentAt.Equal(at) {
-			t.Errorf("MarkMessageSent(zero time): %s at %v, want sent at %v", got.Status, got.SentAt, at)
+		if got, at := get(now.ID), clock.Now().Add(-time.Second); got.Status != StatusDelivered || !got.SentAt.Equal(at) || at.After(sentAt) {
+			t.Errorf("MarkMessageSent(zero time): %s at %v, want delivered (watermark %v) at %v", got.Status, got.SentAt, sentAt, at)
 		}
 
 		for name, err := range map[string]error{

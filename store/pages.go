@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,9 +39,26 @@ type Page struct {
 	// subscription refused).
 	LastError     string
 	LastWebhookAt *time.Time
+	// AccountWebhookVerifiedAt is when Meta verified the account's webhook
+	// (one callback URL per app, for every page of the account).
+	AccountWebhookVerifiedAt *time.Time
+	// Flag is a Send API refusal caused by the page itself; nil when none.
+	Flag *PageFlag
+	// ThreadLookup says whether the token may read the thread's messages
+	// (pages_read_engagement and pages_manage_metadata); nil until checked.
+	ThreadLookup *bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	DeletedAt     *time.Time
+}
+
+// PageFlag is a Send API refusal that concerns the page, not one message.
+type PageFlag struct {
+	Code    int
+	Subcode int
+	Class   string // messenger.ErrorClass
+	Reason  string
+	At      time.Time
 }
 
 // NewPage is the input of CreatePage.
@@ -57,12 +75,15 @@ type TokenCheck struct {
 	Valid     bool
 	Error     string
 	ExpiresAt *time.Time
+	// Scopes are the token's permissions, when known.
+	Scopes []string
 }
 
 // Provisioning states, derived by Page.Provisioning.
 const (
 	ProvisioningDuplicate            = "duplicate"
 	ProvisioningTokenInvalid         = "token_invalid"
+	ProvisioningFlagged              = "flagged"
 	ProvisioningError                = "error"
 	ProvisioningAwaitingVerification = "awaiting_verification"
 	ProvisioningRunning              = "running"
@@ -80,15 +101,21 @@ func (p Page) Provisioning() (state, reason string) {
 			reason = "the page access token is not valid"
 		}
 		return ProvisioningTokenInvalid, reason
+	case p.Flag != nil:
+		return ProvisioningFlagged, fmt.Sprintf("Meta refused to send for this page (code %d, subcode %d, %s) at %s: %s; fix it with Meta, then check the page again (POST /pages/{id}/check)",
+			p.Flag.Code, p.Flag.Subcode, p.Flag.Class, p.Flag.At.UTC().Format(time.RFC3339), p.Flag.Reason)
 	case p.LastError != "":
 		return ProvisioningError, p.LastError
-	case p.WebhookVerifiedAt == nil || p.TokenValid == nil:
+	case p.webhookVerified() == nil || p.TokenValid == nil || p.SubscribedAt == nil:
 		var waits []string
-		if p.WebhookVerifiedAt == nil {
-			waits = append(waits, "Meta has not verified the webhook (callback URL and verify token) yet")
+		if p.webhookVerified() == nil {
+			waits = append(waits, "Meta has not verified the account's webhook (callback URL and verify token) yet")
 		}
 		if p.TokenValid == nil {
 			waits = append(waits, "the page access token has not been checked yet")
+		}
+		if p.SubscribedAt == nil && p.TokenValid != nil {
+			waits = append(waits, "the app is not subscribed to the page's webhooks yet")
 		}
 		return ProvisioningAwaitingVerification, strings.Join(waits, "; ")
 	}
@@ -113,6 +140,13 @@ type pageRow struct {
 	SubscribedAt         sql.NullTime   `db:"subscribed_at"`
 	LastError            string         `db:"last_error"`
 	LastWebhookAt        sql.NullTime   `db:"last_webhook_at"`
+	AccountVerifiedAt    sql.NullTime   `db:"account_webhook_verified_at"`
+	FlagCode             int            `db:"flag_code"`
+	FlagSubcode          int            `db:"flag_subcode"`
+	FlagClass            string         `db:"flag_class"`
+	FlagReason           string         `db:"flag_reason"`
+	FlaggedAt            sql.NullTime   `db:"flagged_at"`
+	ThreadLookup         sql.NullBool   `db:"thread_lookup"`
 	CreatedAt            time.Time      `db:"created_at"`
 	UpdatedAt            time.Time      `db:"updated_at"`
 	DeletedAt            sql.NullTime   `db:"deleted_at"`
@@ -121,7 +155,18 @@ type pageRow struct {
 const pageColumns = `id, account_id, name, page_id, access_token_sealed, token_hint,
 	callback_key, verify_token, duplicate_of_account_id,
 	webhook_verified_at, token_checked_at, token_valid, token_error, token_expires_at,
-	subscribed_at, last_error, last_webhook_at, created_at, updated_at, deleted_at`
+	subscribed_at, last_error, last_webhook_at, created_at, updated_at, deleted_at,
+	(SELECT webhook_verified_at FROM accounts WHERE accounts.id = pages.account_id) AS account_webhook_verified_at,
+	flag_code, flag_subcode, flag_class, flag_reason, flagged_at, thread_lookup`
+
+// webhookVerified is when the account's webhook (or, before accounts
+// recorded it, this page's) was verified.
+func (p Page) webhookVerified() *time.Time {
+	if p.AccountWebhookVerifiedAt != nil {
+		return p.AccountWebhookVerifiedAt
+	}
+	return p.WebhookVerifiedAt
+}
 
 func (r pageRow) page() Page {
 	p := Page{
@@ -147,6 +192,14 @@ func (r pageRow) page() Page {
 	if r.TokenValid.Valid {
 		v := r.TokenValid.Bool
 		p.TokenValid = &v
+	}
+	p.AccountWebhookVerifiedAt = timePtr(r.AccountVerifiedAt)
+	if r.FlaggedAt.Valid {
+		p.Flag = &PageFlag{Code: r.FlagCode, Subcode: r.FlagSubcode, Class: r.FlagClass, Reason: r.FlagReason, At: r.FlaggedAt.Time.UTC()}
+	}
+	if r.ThreadLookup.Valid {
+		v := r.ThreadLookup.Bool
+		p.ThreadLookup = &v
 	}
 	return p
 }
@@ -339,7 +392,8 @@ func (s *Store) RotatePageToken(ctx context.Context, id, token string) (_ Page, 
 		return Page{}, err
 	}
 	return s.updatePage(ctx, id, `access_token_sealed = ?, token_hint = ?,
-		token_valid = NULL, token_error = '', token_checked_at = NULL, token_expires_at = NULL`,
+		token_valid = NULL, token_error = '', token_checked_at = NULL, token_expires_at = NULL,
+		thread_lookup = NULL, flag_code = 0, flag_subcode = 0, flag_class = '', flag_reason = '', flagged_at = NULL`,
 		sealed, secrets.Hint(token))
 }
 
@@ -353,10 +407,32 @@ func (s *Store) PageAccessToken(ctx context.Context, id string) (_ string, err e
 	return s.open(sealed, pageTokenAAD(id))
 }
 
-// MarkWebhookVerified records Meta's successful verification handshake.
+// MarkWebhookVerified records Meta's successful verification handshake on
+// the callback URL of page id (deleted or not): it verifies the webhook of
+// its whole account, since Meta has one callback URL per app.
 func (s *Store) MarkWebhookVerified(ctx context.Context, id string, at time.Time) (err error) {
 	defer wrap(&err, "store.MarkWebhookVerified(%q)", id)
-	return s.setPage(ctx, id, `webhook_verified_at = ?`, s.timestamp(at))
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := execOne(ctx, tx, `UPDATE accounts SET webhook_verified_at = ?, updated_at = ?
+			WHERE id = (SELECT account_id FROM pages WHERE id = ?) AND deleted_at IS NULL`,
+			s.timestamp(at), s.timestamp(s.clock()), id); err != nil {
+			return err
+		}
+		_, err := exec(ctx, tx, `UPDATE pages SET webhook_verified_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL`,
+			s.timestamp(at), s.timestamp(s.clock()), id)
+		return err
+	})
+}
+
+// Permissions the Conversations API needs to read a thread's messages.
+var threadLookupScopes = []string{"pages_read_engagement", "pages_manage_metadata"}
+
+// FlagPage records a Send API refusal caused by the page itself; the last
+// one is shown until the page is checked again or its token rotated.
+func (s *Store) FlagPage(ctx context.Context, id string, f PageFlag) (err error) {
+	defer wrap(&err, "store.FlagPage(%q)", id)
+	return s.setPage(ctx, id, `flag_code = ?, flag_subcode = ?, flag_class = ?, flag_reason = ?, flagged_at = ?`,
+		f.Code, f.Subcode, f.Class, f.Reason, s.timestamp(f.At))
 }
 
 // RecordTokenCheck records the result of checking the page access token.
@@ -366,8 +442,18 @@ func (s *Store) RecordTokenCheck(ctx context.Context, id string, c TokenCheck) (
 	if c.Valid {
 		msg = ""
 	}
-	return s.updatePage(ctx, id, `token_checked_at = ?, token_valid = ?, token_error = ?, token_expires_at = ?`,
-		s.timestamp(c.At), c.Valid, msg, s.nullTimestamp(c.ExpiresAt))
+	if !c.Valid || c.Scopes == nil {
+		return s.updatePage(ctx, id, `token_checked_at = ?, token_valid = ?, token_error = ?, token_expires_at = ?`,
+			s.timestamp(c.At), c.Valid, msg, s.nullTimestamp(c.ExpiresAt))
+	}
+	// A good check clears an earlier flag: the admin says it is fixed.
+	lookup := true
+	for _, sc := range threadLookupScopes {
+		lookup = lookup && slices.Contains(c.Scopes, sc)
+	}
+	return s.updatePage(ctx, id, `token_checked_at = ?, token_valid = ?, token_error = ?, token_expires_at = ?,
+		thread_lookup = ?, flag_code = 0, flag_subcode = 0, flag_class = '', flag_reason = '', flagged_at = NULL`,
+		s.timestamp(c.At), c.Valid, msg, s.nullTimestamp(c.ExpiresAt), lookup)
 }
 
 // RecordSubscribed records that the app subscribed to the page's webhooks.

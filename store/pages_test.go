@@ -164,7 +164,6 @@ func TestPages(t *testing.T) {
 			"OwnerPageByFacebookID": errOf(s.OwnerPageByFacebookID(ctx, "1001")),
 			"PageAccessToken":       errOf(s.PageAccessToken(ctx, p.ID)),
 			"DeletePage":            s.DeletePage(ctx, p.ID),
-			"MarkWebhookVerified":   s.MarkWebhookVerified(ctx, p.ID, webhookAt),
 			"RecordSubscribed":      s.RecordSubscribed(ctx, p.ID, webhookAt),
 			"SetPageError":          s.SetPageError(ctx, p.ID, "x"),
 			"TouchWebhook":          s.TouchWebhook(ctx, p.ID, webhookAt),
@@ -294,7 +293,7 @@ func TestCreatePageRace(t *testing.T) {
 
 func TestProvisioning(t *testing.T) {
 	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	running := Page{PageID: "1", CallbackKey: "k", VerifyToken: "v", WebhookVerifiedAt: &at, TokenValid: ptr(true), TokenCheckedAt: &at}
+	running := Page{PageID: "1", CallbackKey: "k", VerifyToken: "v", AccountWebhookVerifiedAt: &at, TokenValid: ptr(true), TokenCheckedAt: &at, SubscribedAt: &at}
 	with := func(f func(p *Page)) Page {
 		p := running
 		f(&p)
@@ -315,10 +314,19 @@ func TestProvisioning(t *testing.T) {
 		{"token invalid without message", with(func(p *Page) { p.TokenValid = ptr(false) }), ProvisioningTokenInvalid, "not valid"},
 		{"token invalid beats error", with(func(p *Page) { p.TokenValid, p.TokenError, p.LastError = ptr(false), "expired", "boom" }), ProvisioningTokenInvalid, "expired"},
 		{"error", with(func(p *Page) { p.LastError = "subscribe failed: (#200) Permissions error" }), ProvisioningError, "Permissions error"},
-		{"error beats awaiting", with(func(p *Page) { p.LastError, p.WebhookVerifiedAt = "Graph unreachable", nil }), ProvisioningError, "Graph unreachable"},
-		{"webhook not verified", with(func(p *Page) { p.WebhookVerifiedAt = nil }), ProvisioningAwaitingVerification, "webhook"},
+		{"error beats awaiting", with(func(p *Page) { p.LastError, p.AccountWebhookVerifiedAt = "Graph unreachable", nil }), ProvisioningError, "Graph unreachable"},
+		{"webhook not verified", with(func(p *Page) { p.AccountWebhookVerifiedAt = nil }), ProvisioningAwaitingVerification, "webhook"},
+		// Issue 6, defect 10: the account's webhook, verified on another
+		// page's callback URL, is this page's too.
+		{"verified on another page's URL", with(func(p *Page) { p.WebhookVerifiedAt = nil }), ProvisioningRunning, ""},
+		{"not subscribed", with(func(p *Page) { p.SubscribedAt = nil }), ProvisioningAwaitingVerification, "subscribed"},
+		// Issue 6, defect 13: refusals caused by the page flag it.
+		{"flagged", with(func(p *Page) {
+			p.Flag = &PageFlag{Code: 10, Subcode: 1893063, Class: "page_restricted", Reason: "the page is restricted", At: at}
+		}), ProvisioningFlagged, "1893063"},
+		{"token invalid beats flagged", with(func(p *Page) { p.TokenValid, p.Flag = ptr(false), &PageFlag{Code: 368, At: at} }), ProvisioningTokenInvalid, "not valid"},
 		{"token not checked", with(func(p *Page) { p.TokenValid, p.TokenCheckedAt = nil, nil }), ProvisioningAwaitingVerification, "token"},
-		{"new page", with(func(p *Page) { p.WebhookVerifiedAt, p.TokenValid = nil, nil }), ProvisioningAwaitingVerification, "webhook"},
+		{"new page", with(func(p *Page) { p.AccountWebhookVerifiedAt, p.TokenValid = nil, nil }), ProvisioningAwaitingVerification, "webhook"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state, reason := tc.page.Provisioning()
@@ -333,4 +341,60 @@ func TestProvisioning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 6, defect 10: Meta's handshake on one page's callback URL verifies
+// the account's webhook, so every page of the account (even one created
+// later, or the pasted page deleted) counts as verified; defect 13: a flag
+// stays until a good check clears it; the check records thread lookup.
+func TestAccountWideWebhookAndFlags(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		a := mustCreateAccount(t, s, "one app")
+		first := mustCreatePage(t, s, a.ID, "7001")
+		second := mustCreatePage(t, s, a.ID, "7002")
+		at := mustUTC(t, "2025-05-01T08:00:00Z")
+		if err := s.MarkWebhookVerified(ctx, first.ID, at); err != nil {
+			t.Fatal(err)
+		}
+		third := mustCreatePage(t, s, a.ID, "7003")
+		for _, p := range []Page{second, third} {
+			got, err := s.GetPage(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.AccountWebhookVerifiedAt == nil || !got.AccountWebhookVerifiedAt.Equal(at) {
+				t.Errorf("page %s: account webhook verified at %v, want %v", p.PageID, got.AccountWebhookVerifiedAt, at)
+			}
+		}
+		// The pasted page deleted, its URL still verifies the account.
+		if err := s.DeletePage(ctx, first.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkWebhookVerified(ctx, first.ID, at.Add(time.Hour)); err != nil {
+			t.Errorf("MarkWebhookVerified on a deleted page's URL = %v", err)
+		}
+
+		if err := s.FlagPage(ctx, second.ID, PageFlag{Code: 368, Class: "policy_block", Reason: "blocked", At: at}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetPage(ctx, second.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state, _ := got.Provisioning(); got.Flag == nil || got.Flag.Code != 368 || state != ProvisioningFlagged {
+			t.Errorf("after FlagPage: %+v (%s)", got.Flag, state)
+		}
+		got, err = s.RecordTokenCheck(ctx, second.ID, TokenCheck{At: at, Valid: true, Scopes: []string{"pages_messaging", "pages_read_engagement"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Flag != nil || got.ThreadLookup == nil || *got.ThreadLookup {
+			t.Errorf("after a good check without pages_manage_metadata: flag %+v, thread lookup %v; want no flag, no lookup", got.Flag, got.ThreadLookup)
+		}
+		got, err = s.RecordTokenCheck(ctx, second.ID, TokenCheck{At: at, Valid: true, Scopes: []string{"pages_messaging", "pages_read_engagement", "pages_manage_metadata"}})
+		if err != nil || got.ThreadLookup == nil || !*got.ThreadLookup {
+			t.Errorf("with both permissions: thread lookup %v (%v), want true", got.ThreadLookup, err)
+		}
+	})
 }

@@ -32,7 +32,7 @@ type Deps struct {
 // environment, which implements the same registry).
 func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.ConversationWorkflow, workflow.RegisterOptions{Name: workflows.ConversationWorkflowName})
-	conv := &activities.Conversations{Store: d.Store}
+	conv := &activities.Conversations{Store: d.Store, Log: d.Log}
 	r.RegisterActivityWithOptions(conv.OpenConversation, activity.RegisterOptions{Name: activities.OpenConversationName})
 	r.RegisterActivityWithOptions(conv.RecordTranscript, activity.RegisterOptions{Name: activities.RecordTranscriptName})
 	r.RegisterActivityWithOptions(conv.SaveConversation, activity.RegisterOptions{Name: activities.SaveConversationName})
