@@ -10,9 +10,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
 	"parley/apierror"
 	"parley/messenger"
 	"parley/store"
+	"parley/workflows"
 )
 
 // pageJSON is a page as the API shows it: never the access token.
@@ -155,12 +159,103 @@ func (s *Server) getPage(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.toPageJSON(p))
 }
 
+// deletedPageJSON says what deleting a page did.
+type deletedPageJSON struct {
+	ID                  string   `json:"id"`
+	ClosedConversations int      `json:"closed_conversations"`
+	Unsubscribed        bool     `json:"unsubscribed"`
+	Warnings            []string `json:"warnings,omitempty"`
+}
+
+// PageDeletedReason is why a deleted page's conversations closed.
+const PageDeletedReason = "the page was deleted from Parley"
+
+// deletePage unsubscribes the app from the page at Meta, deletes the page
+// (events still arriving for it are acknowledged and dropped), and closes
+// its live conversations, so that none runs on and no reply fails slowly.
 func (s *Server) deletePage(c echo.Context) error {
-	if err := s.opts.Store.DeletePage(c.Request().Context(), c.Param("id")); err != nil {
+	ctx := c.Request().Context()
+	p, err := s.opts.Store.GetPage(ctx, c.Param("id"))
+	if err != nil {
 		return storeError(err, "page", c.Param("id"))
 	}
-	s.log.InfoContext(c.Request().Context(), "page deleted; its webhooks now answer 404", "page", c.Param("id"))
-	return c.NoContent(http.StatusNoContent)
+	out := deletedPageJSON{ID: p.ID}
+	if p.CallbackKey != "" { // a duplicate never subscribed the app
+		if err := s.unsubscribe(ctx, p); err != nil {
+			s.log.WarnContext(ctx, "page deleted, but the app could not be unsubscribed at Meta", "page", p.ID, "err", err)
+			out.Warnings = append(out.Warnings, "Meta did not unsubscribe the app from the page ("+err.Error()+"); its events will be acknowledged and dropped; remove the app from the page in Meta's settings")
+		} else {
+			out.Unsubscribed = true
+		}
+	}
+	if err := s.opts.Store.DeletePage(ctx, p.ID); err != nil {
+		return storeError(err, "page", p.ID)
+	}
+	closed, failed := s.closePageConversations(ctx, p.ID)
+	out.ClosedConversations = closed
+	if failed > 0 {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("%d conversation(s) could not be closed now (Temporal unavailable); they close at their auto-close deadline, and their replies fail with the reason", failed))
+	}
+	s.log.InfoContext(ctx, "page deleted", "page", p.ID, "closed_conversations", closed, "not_closed", failed, "unsubscribed", out.Unsubscribed)
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) unsubscribe(ctx context.Context, p store.Page) error {
+	secret, err := s.opts.Store.AccountAppSecret(ctx, p.AccountID)
+	if err != nil {
+		return fmt.Errorf("app secret: %w", err)
+	}
+	token, err := s.opts.Store.PageAccessToken(ctx, p.ID)
+	if err != nil {
+		return fmt.Errorf("page token: %w", err)
+	}
+	gctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return s.opts.Graph.UnsubscribeApp(gctx, messenger.PageAuth{PageID: p.PageID, AccessToken: token, AppSecret: secret})
+}
+
+// closePageConversations closes every live conversation of a page.
+func (s *Server) closePageConversations(ctx context.Context, pageRef string) (closed, failed int) {
+	for _, state := range []string{workflows.StateOpen, workflows.StateActive, workflows.StateWaiting, workflows.StateWrapUp} {
+		cursor := ""
+		for {
+			list, next, err := s.opts.Store.ListConversations(ctx, store.ConversationFilter{PageRef: pageRef, State: state, Limit: 200, Cursor: cursor})
+			if err != nil {
+				s.log.ErrorContext(ctx, "list the deleted page's conversations", "page", pageRef, "err", err)
+				return closed, failed + 1
+			}
+			for _, cv := range list {
+				if err := s.closeForDeletedPage(ctx, cv); err != nil {
+					failed++
+					s.log.WarnContext(ctx, "conversation of a deleted page not closed", "conversation", cv.ID, "err", err)
+				} else {
+					closed++
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	return closed, failed
+}
+
+func (s *Server) closeForDeletedPage(ctx context.Context, cv store.Conversation) error {
+	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h, err := s.opts.Temporal.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
+		WorkflowID: cv.WorkflowID, UpdateName: workflows.UpdateClose, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{workflows.ActionRequest{ConversationID: cv.ID, Reason: PageDeletedReason}},
+	})
+	if err == nil {
+		err = h.Get(uctx, nil)
+	}
+	var nf *serviceerror.NotFound
+	if _, refused := workflows.IsRefused(err); refused || errors.As(err, &nf) {
+		return nil // already closed
+	}
+	return err
 }
 
 type rotateTokenRequest struct {

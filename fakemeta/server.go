@@ -969,3 +969,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Subscribed tells whether the app is subscribed to the page's webhooks
+// (POST /{page-id}/subscribed_apps, undone by DELETE).
+func (s *Server) Subscribed(pageID, appID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pages[pageID]
+	if !ok {
+		return false
+	}
+	pa, ok := p.apps[appID]
+	return ok && pa.subscribed
+}
