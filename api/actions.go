@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"parley/apierror"
+	"parley/messenger"
 	"parley/store"
 	"parley/workflows"
 )
@@ -146,8 +147,8 @@ func (s *Server) sendReply(c echo.Context) error {
 		return apierror.InvalidField("text", "a reply needs text or an attachment")
 	case req.Text != "" && req.Attachment != nil:
 		return apierror.InvalidField("attachment", "send text and an attachment as two replies")
-	case len([]rune(req.Text)) > workflows.MaxReplyLength:
-		return apierror.InvalidField("text", "must be at most %d characters", workflows.MaxReplyLength)
+	case messenger.TextLength(req.Text) > workflows.MaxReplyLength:
+		return apierror.InvalidField("text", "must be at most %d characters (UTF-16 units, as Meta counts: an emoji counts 2)", workflows.MaxReplyLength)
 	}
 	r := workflows.ReplyRequest{ConversationID: cv.ID, AgentID: PrincipalFrom(c).AgentID, Text: req.Text}
 	if a := req.Attachment; a != nil {

@@ -7,12 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // Send API limits.
 const (
-	maxTextRunes      = 2000
+	maxTextUnits      = 2000 // UTF-16 code units, as Meta counts
 	maxMetadataRunes  = 1000
 	maxQuickReplies   = 13
 	maxQuickReplyRune = 20
@@ -170,8 +171,9 @@ func parseSend(q *request) (*parsedSend, *graphError) {
 	case !hasText && m.Attachment == nil:
 		return nil, errParam("Param message must be non-empty")
 	case hasText:
-		if utf8.RuneCountInString(*m.Text) > maxTextRunes {
-			return nil, errParam("Length of param message[text] must be less than or equal to %d", maxTextRunes)
+		// Meta counts UTF-16 code units: an emoji outside the BMP is 2.
+		if len(utf16.Encode([]rune(*m.Text))) > maxTextUnits {
+			return nil, errParam("Length of param message[text] must be less than or equal to %d", maxTextUnits)
 		}
 		p.text = *m.Text
 	default:

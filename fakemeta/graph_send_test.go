@@ -79,7 +79,12 @@ func TestSendTextLength(t *testing.T) {
 	if er["message"] != "(#100) Length of param message[text] must be less than or equal to 2000" {
 		t.Errorf("message = %q", er["message"])
 	}
-	if n := len(e.fake.Sent("", "")); n != 1 {
+	// Meta counts UTF-16 units: 1,000 emoji fit, 1,001 (2,002 units) do not.
+	st, b = e.send(textBody(testPSID, "RESPONSE", "", strings.Repeat("😀", 1000)))
+	wantOK(t, st, b)
+	st, b = e.send(textBody(testPSID, "RESPONSE", "", strings.Repeat("😀", 1001)))
+	wantGraphError(t, st, b, 400, 100, 0)
+	if n := len(e.fake.Sent("", "")); n != 2 {
 		t.Errorf("sent = %d", n)
 	}
 }

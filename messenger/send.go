@@ -29,7 +29,7 @@ const (
 	AttachmentFile  = "file"
 
 	// MaxTextLength is the longest text Meta accepts in one message, in
-	// characters (counted here as runes).
+	// UTF-16 code units, as Meta counts them (see TextLength).
 	MaxTextLength = 2000
 )
 
@@ -125,7 +125,26 @@ func (r SendRequest) validate() error {
 	return nil
 }
 
-// SplitText splits text into chunks of at most max runes (max <= 0 means
+// TextLength is the length of s as Meta counts it: UTF-16 code units (an
+// emoji outside the Basic Multilingual Plane counts 2). Invalid bytes count
+// as U+FFFD, one unit each.
+func TextLength(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16Len(r)
+	}
+	return n
+}
+
+func utf16Len(r rune) int {
+	if r >= 0x10000 && r <= unicode.MaxRune {
+		return 2
+	}
+	return 1
+}
+
+// SplitText splits text into chunks of at most max UTF-16 units, as Meta
+// counts (max <= 0 means
 // MaxTextLength), breaking preferably between paragraphs, then lines, then
 // sentences, then words, and only as a last resort inside a word (never
 // inside a rune, and not before a combining mark, a variation selector or
@@ -139,7 +158,7 @@ func SplitText(text string, max int) []string {
 	var chunks []string
 	rest := text
 	for rest != "" {
-		cut, fits := runePrefix(rest, max)
+		cut, fits := unitPrefix(rest, max)
 		if fits {
 			if strings.TrimSpace(rest) != "" {
 				chunks = append(chunks, rest)
@@ -155,19 +174,24 @@ func SplitText(text string, max int) []string {
 	return chunks
 }
 
-// runePrefix returns the byte length of the first max runes of s, and whether
-// s has no more than max runes. Invalid bytes count as one rune each and are
-// kept as they are.
-func runePrefix(s string, max int) (int, bool) {
-	i := 0
-	for n := 0; n < max; n++ {
-		if i >= len(s) {
-			return len(s), true
+// unitPrefix returns the byte length of the longest prefix of s of whole
+// runes within max UTF-16 units (never half a surrogate pair), and whether
+// all of s fits. Invalid bytes count as one unit each and are kept as they
+// are.
+func unitPrefix(s string, max int) (int, bool) {
+	i, n := 0, 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if n+utf16Len(r) > max {
+			if i == 0 { // max < 2 and an astral rune: take it whole
+				return size, size >= len(s)
+			}
+			return i, false
 		}
-		_, size := utf8.DecodeRuneInString(s[i:])
+		n += utf16Len(r)
 		i += size
 	}
-	return i, i >= len(s)
+	return len(s), true
 }
 
 // breakPoint picks where to end the chunk that starts rest and may use

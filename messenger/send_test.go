@@ -44,8 +44,8 @@ func TestSplitTextExamples(t *testing.T) {
 }
 
 func TestSplitTextKeepsEmojiSequences(t *testing.T) {
-	family := "👨\u200d👩\u200d👧" // man ZWJ woman ZWJ girl: 5 runes
-	got := SplitText("ab"+family, 5)
+	family := "👨\u200d👩\u200d👧" // man ZWJ woman ZWJ girl: 8 UTF-16 units
+	got := SplitText("ab"+family, 8)
 	if want := []string{"ab", family}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ZWJ sequence: %q, want %q", got, want)
 	}
@@ -57,8 +57,8 @@ func TestSplitTextKeepsEmojiSequences(t *testing.T) {
 	if got, want := SplitText("abc"+accent+"f", 4), []string{"abc", accent + "f"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("combining mark: %q, want %q", got, want)
 	}
-	flags := "🇩🇪🇫🇷🇮🇹" // three flags, six regional indicators
-	if got, want := SplitText("a"+flags, 4), []string{"a🇩🇪", "🇫🇷🇮🇹"}; !reflect.DeepEqual(got, want) {
+	flags := "🇩🇪🇫🇷🇮🇹" // three flags, six regional indicators, 12 units
+	if got, want := SplitText("a"+flags, 8), []string{"a🇩🇪", "🇫🇷🇮🇹"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("flags: %q, want %q", got, want)
 	}
 	// A sequence longer than max must still be cut somewhere.
@@ -128,6 +128,33 @@ func TestSplitTextLongMessage(t *testing.T) {
 		// Only whitespace at breaks is dropped; the text's own trailing space stays.
 		if strings.TrimSpace(c) != strings.TrimSpace(para) {
 			t.Errorf("chunk is not the paragraph: %.60q...", c)
+		}
+	}
+}
+
+// Issue 6, defect 7: Meta counts UTF-16 code units. 2,000 emoji are 4,000
+// units: two messages, each within the limit, never half a surrogate pair.
+func TestSplitTextCountsUTF16Units(t *testing.T) {
+	text := strings.Repeat("😀", 2000)
+	if n := TextLength(text); n != 4000 {
+		t.Fatalf("TextLength(2,000 emoji) = %d, want 4000", n)
+	}
+	parts := SplitText(text, MaxTextLength)
+	if len(parts) != 2 || strings.Join(parts, "") != text {
+		t.Fatalf("2,000 emoji split into %d parts (rejoined equal: %v), want 2", len(parts), strings.Join(parts, "") == text)
+	}
+	for i, p := range parts {
+		if n := TextLength(p); n > MaxTextLength || !utf8.ValidString(p) {
+			t.Errorf("part %d: %d units (valid UTF-8: %v), want at most %d", i, n, utf8.ValidString(p), MaxTextLength)
+		}
+	}
+	if n := TextLength("é e\u0301 中文 🇫🇷"); n != 12 {
+		t.Errorf("TextLength = %d, want 12", n)
+	}
+	// An odd limit never splits a surrogate pair.
+	for _, p := range SplitText(strings.Repeat("😀", 5), 3) {
+		if p != "😀" {
+			t.Errorf("part %q with a limit of 3 units, want one emoji each", p)
 		}
 	}
 }

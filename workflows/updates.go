@@ -41,7 +41,8 @@ type ReplyRequest struct {
 	AgentAttachments bool `json:"agent_attachments"`
 }
 
-// MaxReplyLength bounds one reply (split into messages of 2000 characters).
+// MaxReplyLength bounds one reply, in UTF-16 units as Meta counts (split
+// into messages of 2,000).
 const MaxReplyLength = 20000
 
 // MessageResult is one message Parley sent (or could not send).
@@ -252,7 +253,7 @@ func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error
 		return refuse("a reply needs text or an attachment")
 	case r.Text != "" && r.AttachmentURL != "":
 		return refuse("send the text and the attachment as two replies")
-	case len([]rune(r.Text)) > MaxReplyLength: // TODO(utf16)
+	case messenger.TextLength(r.Text) > MaxReplyLength:
 		return refuse("the reply is longer than %d characters", MaxReplyLength)
 	case r.AttachmentURL != "" && !r.AgentAttachments:
 		return refuse("attachments from agents are off for this workstream")
