@@ -59,6 +59,9 @@ type Store struct {
 	db      *sqlx.DB
 	box     *secrets.Box
 	dialect string
+	// file is the SQLite database file ("" for :memory: and PostgreSQL):
+	// migrations lock a file beside it.
+	file string
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -88,7 +91,19 @@ func Open(ctx context.Context, url string, box *secrets.Box) (_ *Store, err erro
 	if err := db.PingContext(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db, box: box, dialect: dialect, now: time.Now}, nil
+	return &Store{db: db, box: box, dialect: dialect, file: sqliteFile(dsn, dialect), now: time.Now}, nil
+}
+
+// sqliteFile is the database file of an SQLite DSN.
+func sqliteFile(dsn, dialect string) string {
+	if dialect != DialectSQLite {
+		return ""
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory") {
+		return ""
+	}
+	return path
 }
 
 // sqlitePragmas: WAL lets readers of other processes run during writes;
@@ -149,12 +164,21 @@ func (s *Store) Close() error {
 }
 
 // Migrate applies the pending migrations of package migrations. It is
-// idempotent, and on PostgreSQL concurrent callers (several Parley
-// processes starting together) wait for each other.
+// idempotent, and concurrent callers (several Parley processes starting
+// together, e.g. `parley api` and `parley worker`) wait for each other: on
+// PostgreSQL with an advisory lock, on SQLite with a lock on a file beside
+// the database.
 func (s *Store) Migrate(ctx context.Context) (err error) {
 	defer wrap(&err, "store.Migrate")
 	dialect := goose.DialectSQLite3
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if s.file != "" {
+		unlock, err := lockFile(ctx, s.file+".migrate-lock", migrationLockWait)
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer unlock()
+	}
 	if s.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres
 		id, err := s.migrationLockID(ctx)
