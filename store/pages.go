@@ -47,9 +47,9 @@ type Page struct {
 	// ThreadLookup says whether the token may read the thread's messages
 	// (pages_read_engagement and pages_manage_metadata); nil until checked.
 	ThreadLookup *bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	DeletedAt     *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeletedAt    *time.Time
 }
 
 // PageFlag is a Send API refusal that concerns the page, not one message.
