@@ -2,7 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"time"
+
+	"parley/messenger"
+	"parley/store"
 )
 
 // FindSentMessageName looks for a message on Meta's side.
@@ -37,5 +43,67 @@ type FindSentOutcome struct {
 // (Conversations API). It needs the page token's pages_read_engagement and
 // pages_manage_metadata: without them the outcome is unavailable.
 func (a *Sender) FindSentMessage(ctx context.Context, in FindSentInput) (FindSentOutcome, error) {
-	return FindSentOutcome{Outcome: LookupUnavailable, Reason: "not implemented yet"}, nil
+	page, err := a.Store.GetPage(ctx, in.PageRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return FindSentOutcome{Outcome: LookupUnavailable, Reason: "the page was deleted from Parley"}, nil
+	}
+	if err != nil {
+		return FindSentOutcome{}, fmt.Errorf("page %s: %w", in.PageRef, err)
+	}
+	if page.ThreadLookup == nil || !*page.ThreadLookup {
+		return FindSentOutcome{Outcome: LookupUnavailable, Reason: "the page token lacks pages_read_engagement and pages_manage_metadata"}, nil
+	}
+	token, err := a.Store.PageAccessToken(ctx, page.ID)
+	if err != nil {
+		return FindSentOutcome{}, fmt.Errorf("page token: %w", err)
+	}
+	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
+	if err != nil {
+		return FindSentOutcome{}, fmt.Errorf("app secret: %w", err)
+	}
+	msgs, err := a.Graph.ThreadMessages(ctx, messenger.PageAuth{PageID: page.PageID, AccessToken: token, AppSecret: secret}, in.PSID, threadLookupLimit)
+	if err != nil {
+		if ge, ok := messenger.AsGraphError(err); ok && !ge.Class().Retryable() {
+			return FindSentOutcome{Outcome: LookupUnavailable, Reason: fmt.Sprintf("Meta refused the lookup (code %d, subcode %d): %s", ge.Code, ge.Subcode, ge.Class().Reason())}, nil
+		}
+		return FindSentOutcome{}, fmt.Errorf("look for message %s on Meta's side: %w", in.MessageID, err)
+	}
+	out := lookFor(msgs, in)
+	if len(out) > 0 {
+		// A mid that already belongs to another message of ours is not this one.
+		held, err := a.Store.MIDsRecorded(ctx, in.FacebookPageID, in.PSID, out)
+		if err != nil {
+			return FindSentOutcome{}, err
+		}
+		for _, mid := range out {
+			if !slices.Contains(held, mid) {
+				a.log().InfoContext(ctx, "unclear send found on Meta's side", "message", in.MessageID, "mid", mid)
+				return FindSentOutcome{Outcome: LookupFound, MID: mid}, nil
+			}
+		}
+	}
+	a.log().InfoContext(ctx, "unclear send not on Meta's side: it will be sent again", "message", in.MessageID, "looked_at", len(msgs))
+	return FindSentOutcome{Outcome: LookupAbsent}, nil
+}
+
+// threadLookupLimit: Meta lists the newest messages first; 20 covers the
+// messages sent since an unclear send, short of a flood.
+const threadLookupLimit = 20
+
+// clockSkew allows for Meta's created_time (seconds) against Parley's clock.
+const clockSkew = 5 * time.Second
+
+// lookFor returns, oldest first, the mids of the page's messages that match
+// the one sent: from the page, same text ("" for an attachment), created
+// after the first try.
+func lookFor(msgs []messenger.ThreadMessage, in FindSentInput) []string {
+	var out []string
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := msgs[i]
+		if m.From != in.FacebookPageID || m.CreatedTime.Before(in.Since.Add(-clockSkew)) || m.Text != in.Text {
+			continue
+		}
+		out = append(out, m.ID)
+	}
+	return out
 }

@@ -2,11 +2,15 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"parley/activities"
@@ -138,5 +142,97 @@ func TestMarkPageTokenInvalid(t *testing.T) {
 	}
 	if state, reason := p.Provisioning(); state != store.ProvisioningTokenInvalid || reason == "" {
 		t.Errorf("page is %s (%s), want token_invalid with a reason", state, reason)
+	}
+}
+
+func findSent(t *testing.T, a *activities.Sender, page store.Page, id, text string, since time.Time) activities.FindSentOutcome {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a.FindSentMessage)
+	v, err := env.ExecuteActivity(a.FindSentMessage, activities.FindSentInput{
+		MessageID: id, PageRef: page.ID, FacebookPageID: pageID, PSID: psid, Text: text, Since: since,
+	})
+	if err != nil {
+		t.Fatalf("FindSentMessage: %v", err)
+	}
+	var out activities.FindSentOutcome
+	if err := v.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func checkToken(t *testing.T, a *activities.Sender, page store.Page, scopes []string) {
+	t.Helper()
+	if _, err := a.Store.RecordTokenCheck(context.Background(), page.ID, store.TokenCheck{At: time.Now(), Valid: true, Scopes: scopes}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Issue 6, defect 6: after a send with no clear answer, Parley looks for the
+// message on Meta's side (Conversations API) before sending it again.
+func TestFindSentMessageLooksOnMetasSide(t *testing.T) {
+	a, fake, page := senderEnv(t)
+	since := time.Now().Add(-time.Second)
+	checkToken(t, a, page, []string{"pages_messaging", "pages_read_engagement", "pages_manage_metadata"})
+
+	// Meta accepted it, then the connection dropped.
+	fake.FailAfterAccept(fakemeta.Failure{Op: fakemeta.OpSend})
+	if out := send(t, a, page, "msg-accepted"); out.Outcome != activities.OutcomeUnknown {
+		t.Fatalf("send = %+v, want unknown", out)
+	}
+	sent := fake.Sent(pageID, psid)
+	found := findSent(t, a, page, "msg-accepted", "hello", since)
+	if found.Outcome != activities.LookupFound || found.MID != sent[len(sent)-1].MessageID {
+		t.Errorf("lookup = %+v, want found with Meta's mid %s", found, sent[len(sent)-1].MessageID)
+	}
+	// A mid that another message of ours already holds is not this one.
+	if out := findSent(t, a, page, "msg-other", "not sent", since); out.Outcome != activities.LookupAbsent {
+		t.Errorf("lookup of a message Meta never got = %+v, want absent", out)
+	}
+	// The customer's own "hello" is never taken for the page's.
+	if out := findSent(t, a, page, "msg-x", "hello", time.Now().Add(time.Hour)); out.Outcome != activities.LookupAbsent {
+		t.Errorf("lookup after the only match = %+v, want absent", out)
+	}
+
+	// Without the permissions: the page says so, and Meta would refuse.
+	fake.SetPageScopes(pageID, []string{"pages_messaging"})
+	checkToken(t, a, page, []string{"pages_messaging"})
+	if out := findSent(t, a, page, "msg-accepted", "hello", since); out.Outcome != activities.LookupUnavailable || out.Reason == "" {
+		t.Errorf("lookup without the permissions = %+v, want unavailable with the reason", out)
+	}
+	checkToken(t, a, page, []string{"pages_messaging", "pages_read_engagement", "pages_manage_metadata"})
+	if out := findSent(t, a, page, "msg-accepted", "hello", since); out.Outcome != activities.LookupUnavailable || !strings.Contains(out.Reason, "code 10") {
+		t.Errorf("lookup refused by Meta = %+v, want unavailable with Meta's code", out)
+	}
+}
+
+// Issue 6, defect 5: failures before Meta is called are typed: retried, or
+// permanent with the reason; never "Meta's outcome unknown".
+func TestSendMessageFailuresBeforeMeta(t *testing.T) {
+	a, _, page := senderEnv(t)
+	ctx := context.Background()
+	var s testsuite.WorkflowTestSuite
+	run := func(pageRef string) error {
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(a.SendMessage)
+		_, err := env.ExecuteActivity(a.SendMessage, activities.SendInput{
+			MessageID: "m", PageRef: pageRef, FacebookPageID: pageID, PSID: psid, Text: "hi", MessagingType: messenger.MessagingTypeResponse,
+		})
+		return err
+	}
+	if err := a.Store.DeletePage(ctx, page.ID); err != nil {
+		t.Fatal(err)
+	}
+	var ae *temporal.ApplicationError
+	if err := run(page.ID); !errors.As(err, &ae) || ae.Type() != activities.SendImpossibleErrorType || !ae.NonRetryable() || !strings.Contains(ae.Message(), "deleted") {
+		t.Errorf("deleted page: %v, want a non-retryable %s saying the page was deleted", err, activities.SendImpossibleErrorType)
+	}
+	if err := a.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(page.ID); !errors.As(err, &ae) || ae.Type() != activities.SendNotAttemptedErrorType || ae.NonRetryable() {
+		t.Errorf("database closed: %v, want a retryable %s", err, activities.SendNotAttemptedErrorType)
 	}
 }

@@ -1,6 +1,7 @@
 package fakemeta
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -55,8 +56,11 @@ func (s *Server) handleDebugToken(q *request) *response {
 				{"scopes", []string{}},
 			}}})
 		}
+		s.mu.Lock()
+		scopes := slices.Clone(s.scopesLocked(tc.pageID))
+		s.mu.Unlock()
 		var granular []orderedObject
-		for _, sc := range pageScopes {
+		for _, sc := range scopes {
 			if strings.HasPrefix(sc, "pages_") {
 				granular = append(granular, orderedObject{{"scope", sc}, {"target_ids", []string{tc.pageID}}})
 			}
@@ -79,7 +83,7 @@ func (s *Server) handleDebugToken(q *request) *response {
 			kv{"is_valid", tc.invalidSubcode == 0},
 			kv{"issued_at", tc.issuedAt.Unix()},
 			kv{"profile_id", tc.pageID},
-			kv{"scopes", pageScopes},
+			kv{"scopes", scopes},
 			kv{"granular_scopes", granular},
 			kv{"user_id", tc.userID},
 		)

@@ -60,6 +60,7 @@ const (
 	OpSubscribedApps   = "subscribed_apps"
 	OpPage             = "page"              // GET /{v}/me or /{v}/{page-id}
 	OpAttachmentUpload = "attachment_upload" // POST /{v}/{page-id}/message_attachments
+	OpConversations    = "conversations"     // GET /{v}/{page-id}/conversations
 	OpUnknown          = "unknown"           // unknown route or version
 )
 
@@ -198,6 +199,16 @@ type webhookSub struct {
 type page struct {
 	id, name string
 	apps     map[string]*pageApp // by app id
+	// scopes of the page's tokens (nil: pageScopes).
+	scopes []string
+	// inbound are the people's messages, for the Conversations API.
+	inbound []threadMessage
+}
+
+// threadMessage is a person's message as the Conversations API lists it.
+type threadMessage struct {
+	mid, psid, text string
+	at              time.Time
 }
 
 // pageApp is one app's link to a page: its subscription (subscribed_apps).
@@ -670,6 +681,12 @@ func (s *Server) route(q *request) *response {
 				return s.handleSubscribedApps(q, segs[0])
 			}
 			return s.errorResponse(errUnsupported(method, segs[0]))
+		case "conversations":
+			q.op = OpConversations
+			if method != http.MethodGet {
+				return s.errorResponse(errUnsupported(method, segs[0]))
+			}
+			return s.handleConversations(q, segs[0])
 		case "message_attachments":
 			q.op = OpAttachmentUpload
 			if method != http.MethodPost {
@@ -981,4 +998,21 @@ func (s *Server) Subscribed(pageID, appID string) bool {
 	}
 	pa, ok := p.apps[appID]
 	return ok && pa.subscribed
+}
+
+// SetPageScopes sets the permissions of the page's tokens (debug_token's
+// scopes; the Conversations API needs pages_read_engagement and
+// pages_manage_metadata). nil restores the default, which has them.
+func (s *Server) SetPageScopes(pageID string, scopes []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustPageLocked("SetPageScopes", pageID).scopes = slices.Clone(scopes)
+}
+
+// scopesLocked are the permissions of the page's tokens.
+func (s *Server) scopesLocked(pageID string) []string {
+	if p, ok := s.pages[pageID]; ok && p.scopes != nil {
+		return p.scopes
+	}
+	return pageScopes
 }

@@ -502,7 +502,9 @@ func (s *Server) observeLocked(pageID string, messaging, standby []json.RawMessa
 			} `json:"sender"`
 			Timestamp int64 `json:"timestamp"`
 			Message   *struct {
-				IsEcho bool `json:"is_echo"`
+				IsEcho bool   `json:"is_echo"`
+				MID    string `json:"mid"`
+				Text   string `json:"text"`
 			} `json:"message"`
 			Postback json.RawMessage `json:"postback"`
 			Referral json.RawMessage `json:"referral"`
@@ -522,6 +524,10 @@ func (s *Server) observeLocked(pageID string, messaging, standby []json.RawMessa
 			u.lastMsg = at
 		}
 		u.blocked = false
+		if p, ok := s.pages[pageID]; ok && e.Message != nil && e.Message.MID != "" &&
+			!slices.ContainsFunc(p.inbound, func(m threadMessage) bool { return m.mid == e.Message.MID }) {
+			p.inbound = append(p.inbound, threadMessage{mid: e.Message.MID, psid: e.Sender.ID, text: e.Message.Text, at: at})
+		}
 	}
 }
 
