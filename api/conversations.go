@@ -152,11 +152,9 @@ func (s *Server) replyMode(ctx context.Context, cv store.Conversation) (replyMod
 	if err != nil {
 		return replyModeJSON{}, err
 	}
-	m := workflows.ReplyMode(s.opts.Now(), cv.LastCustomerMessageAt, s.opts.Windows, w.HumanAgentTag, false)
+	// What a reply would get now, the state included.
+	m := workflows.AgentReplyMode(cv.State, s.opts.Now(), cv.LastCustomerMessageAt, s.opts.Windows, w.HumanAgentTag)
 	out := replyModeJSON{Mode: m.Mode, MessagingType: m.MessagingType, Tag: m.Tag, Reason: m.Reason, HumanAgentTag: w.HumanAgentTag}
-	if cv.State == workflows.StateClosed {
-		out = replyModeJSON{Mode: workflows.ModeNone, Reason: "the conversation is closed", HumanAgentTag: w.HumanAgentTag}
-	}
 	if !m.ReplyDeadline.IsZero() {
 		out.ReplyWindowEndsAt, out.HumanAgentWindowEndsAt = &m.ReplyDeadline, &m.HumanAgentDeadline
 	}

@@ -217,6 +217,9 @@ func (s *ConversationState) remember(key string) {
 // whose setup registers handlers and whose run is the main loop.
 func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	c := newConversation(in)
+	// Asked before the handlers exist: updates already waiting are
+	// validated and handled as soon as they are registered.
+	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
 	if err := c.setup(ctx); err != nil {
 		return err
 	}

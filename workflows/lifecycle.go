@@ -15,39 +15,19 @@ import (
 // run is the conversation's lifecycle: open -> active <-> waiting ->
 // wrap_up -> closed, Meta's windows, and auto-close timers.
 func (c *conversation) run(ctx workflow.Context) error {
-	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
 	if c.nothingLost && c.windows.EdgeMargin <= 0 {
 		c.windows.EdgeMargin = DefaultEdgeMargin
 	}
-	if c.state.ConversationID == "" {
-		if c.nothingLost {
-			opened, err := c.start(ctx)
-			if err != nil || !opened {
-				return err
-			}
-		} else if err := c.open(ctx); err != nil {
-			return err
-		}
+	// Updates wait until the run holds its opening messages: an agent
+	// assigned meanwhile would otherwise save a conversation without them.
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return err
 	}
-	c.state.Runs++
-	if last := c.state.LastCustomerMessageAt; last != nil && c.state.LastActivityAt.Before(*last) {
-		// Upgraded from the recording-only loop, which did not track activity.
-		c.state.LastActivityAt = *last
-	}
-	if c.state.Outbox == nil {
-		c.state.Outbox = map[string]string{}
-	}
-	if c.state.Settings == nil {
-		if err := c.loadSettings(ctx); err != nil {
-			return err
-		}
-	}
-	if len(c.in.Pending) > 0 {
-		pending := c.in.Pending
-		c.in.Pending = nil
-		if err := c.locked(ctx, func() error { return c.onEvents(ctx, pending) }); err != nil {
-			return err
-		}
+	proceed, err := c.prelude(ctx)
+	unlock()
+	if err != nil || !proceed {
+		return err
 	}
 	for {
 		if err := c.locked(ctx, func() error { return c.checkDeadlines(ctx) }); err != nil {
@@ -106,6 +86,43 @@ func (c *conversation) run(ctx workflow.Context) error {
 		return c.finishBounded(ctx)
 	}
 	return c.finish(ctx)
+}
+
+// prelude opens the conversation on its first run, reads the settings and
+// processes the events carried from the previous run. It says false when
+// the run ends without a conversation (nothing opened one).
+func (c *conversation) prelude(ctx workflow.Context) (bool, error) {
+	if c.state.ConversationID == "" {
+		if c.nothingLost {
+			opened, err := c.start(ctx)
+			if err != nil || !opened {
+				return false, err
+			}
+		} else if err := c.open(ctx); err != nil {
+			return false, err
+		}
+	}
+	c.state.Runs++
+	if last := c.state.LastCustomerMessageAt; last != nil && c.state.LastActivityAt.Before(*last) {
+		// Upgraded from the recording-only loop, which did not track activity.
+		c.state.LastActivityAt = *last
+	}
+	if c.state.Outbox == nil {
+		c.state.Outbox = map[string]string{}
+	}
+	if c.state.Settings == nil {
+		if err := c.loadSettings(ctx); err != nil {
+			return false, err
+		}
+	}
+	if len(c.in.Pending) > 0 {
+		pending := c.in.Pending
+		c.in.Pending = nil
+		if err := c.onEvents(ctx, pending); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // locked runs f under the state mutex.

@@ -49,6 +49,12 @@ func TestRecordHistory(t *testing.T) {
 	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "Thanks!"); err != nil {
 		t.Fatal(err)
 	}
+	// Closed once the customer's thanks are recorded: a message after the
+	// close would open the next conversation.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(itTranscript(t, e, conv.ID)) < 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if status, raw := e.DoWithKey(agent.Key, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/close", nil); status != http.StatusOK {
 		t.Fatalf("close: %d %s", status, raw)
 	}
