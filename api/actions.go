@@ -107,8 +107,12 @@ func (s *Server) transition(c echo.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	req := workflows.ActionRequest{ConversationID: cv.ID, ActorAgentID: actor(c)}
+	if PrincipalFrom(c).Role == RoleSupervisor {
+		req.Reason = "closed by a supervisor"
+	}
 	var res workflows.TransitionResult
-	if err := s.update(c, cv, name, workflows.ActionRequest{ConversationID: cv.ID, ActorAgentID: actor(c)}, &res); err != nil {
+	if err := s.update(c, cv, name, req, &res); err != nil {
 		return err
 	}
 	return s.afterTransition(c, cv.ID)

@@ -89,8 +89,10 @@ func New(opts Options) *Server {
 	v1.GET("/conversations/:id/messages", s.listMessages, anyone)
 	v1.POST("/conversations/:id/messages", s.sendReply, agent)
 	v1.POST("/conversations/:id/assign", s.assignConversation, reader)
-	v1.POST("/conversations/:id/waiting", s.setWaiting, anyone)
-	v1.POST("/conversations/:id/end", s.endConversation, anyone)
+	// Setting aside and ending are the assigned agent's own acts; admins
+	// and supervisors assign and close (roles: README, api/roles_test.go).
+	v1.POST("/conversations/:id/waiting", s.setWaiting, agent)
+	v1.POST("/conversations/:id/end", s.endConversation, agent)
 	v1.POST("/conversations/:id/close", s.closeConversation, anyone)
 
 	s.registerWorkstreams(v1)

@@ -267,10 +267,16 @@ func (e *Env) Do(method, path string, body any) (int, []byte) {
 	return e.DoWithKey(e.AdminKey, method, path, body)
 }
 
+// Observer, when set (by a test binary's TestMain), sees every request
+// Do and DoWithKey make with its answer: the api tests validate them all
+// against the OpenAPI document.
+var Observer func(t testing.TB, req *http.Request, reqBody []byte, status int, header http.Header, respBody []byte)
+
 // DoWithKey is Do with another API key ("" sends none).
 func (e *Env) DoWithKey(key, method, path string, body any) (int, []byte) {
 	e.t.Helper()
 	var rd io.Reader
+	var sent []byte
 	if body != nil {
 		b, ok := body.([]byte)
 		if !ok {
@@ -279,6 +285,7 @@ func (e *Env) DoWithKey(key, method, path string, body any) (int, []byte) {
 				e.t.Fatal(err)
 			}
 		}
+		sent = b
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, e.URL+path, rd)
@@ -299,6 +306,9 @@ func (e *Env) DoWithKey(key, method, path string, body any) (int, []byte) {
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if Observer != nil {
+		Observer(e.t, req, sent, resp.StatusCode, resp.Header, raw)
 	}
 	return resp.StatusCode, raw
 }

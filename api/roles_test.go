@@ -1,0 +1,142 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"parley/api"
+	"parley/testenv"
+)
+
+// Who may do what (README, "REST API"): every route of /api/v1 against
+// every principal. A route added without a row here fails the test.
+//
+// ok: allowed (any status but 401, 403 and, on the caller's own
+// conversation, 404); other statuses are what the caller must get.
+type access struct{ admin, supervisor, agent, otherAgent int }
+
+const ok = 0
+
+var (
+	adminOnly = access{ok, http.StatusForbidden, http.StatusForbidden, http.StatusForbidden}
+	readAll   = access{ok, ok, ok, ok} // lists are filtered for agents
+	readConv  = access{ok, ok, ok, http.StatusNotFound}
+	agentOnly = access{http.StatusForbidden, http.StatusForbidden, ok, http.StatusNotFound}
+	assigners = access{ok, ok, http.StatusForbidden, http.StatusForbidden}
+	closers   = access{ok, ok, ok, http.StatusNotFound}
+)
+
+var routeAccess = map[string]access{
+	"POST /api/v1/accounts":                   adminOnly,
+	"GET /api/v1/accounts":                    adminOnly,
+	"GET /api/v1/accounts/:id":                adminOnly,
+	"PATCH /api/v1/accounts/:id":              adminOnly,
+	"DELETE /api/v1/accounts/:id":             adminOnly,
+	"POST /api/v1/accounts/:id/pages":         adminOnly,
+	"GET /api/v1/accounts/:id/pages":          adminOnly,
+	"GET /api/v1/pages":                       adminOnly,
+	"GET /api/v1/pages/:id":                   adminOnly,
+	"DELETE /api/v1/pages/:id":                adminOnly,
+	"PUT /api/v1/pages/:id/access-token":      adminOnly,
+	"POST /api/v1/pages/:id/check":            adminOnly,
+	"POST /api/v1/workstreams":                adminOnly,
+	"GET /api/v1/workstreams":                 adminOnly,
+	"GET /api/v1/workstreams/:id":             adminOnly,
+	"PATCH /api/v1/workstreams/:id":           adminOnly,
+	"DELETE /api/v1/workstreams/:id":          adminOnly,
+	"POST /api/v1/agents":                     adminOnly,
+	"GET /api/v1/agents":                      adminOnly,
+	"GET /api/v1/agents/:id":                  adminOnly,
+	"POST /api/v1/agents/:id/api-keys":        adminOnly,
+	"POST /api/v1/api-keys":                   adminOnly,
+	"GET /api/v1/api-keys":                    adminOnly,
+	"DELETE /api/v1/api-keys/:id":             adminOnly,
+	"GET /api/v1/conversations":               readAll,
+	"GET /api/v1/conversations/:id":           readConv,
+	"GET /api/v1/conversations/:id/messages":  readConv,
+	"POST /api/v1/conversations/:id/messages": agentOnly,
+	"POST /api/v1/conversations/:id/assign":   assigners,
+	"POST /api/v1/conversations/:id/waiting":  agentOnly,
+	"POST /api/v1/conversations/:id/end":      agentOnly,
+	"POST /api/v1/conversations/:id/close":    closers,
+}
+
+// Issue 6, defect 12.
+func TestEveryRouteAgainstEveryRole(t *testing.T) {
+	r := setupReplies(t, testenv.Options{}, "psid-roles")
+	e := r.e
+	keyOf := func(role string) (id, secret string) {
+		var out struct {
+			APIKey struct{ ID string } `json:"api_key"`
+			Secret string              `json:"secret"`
+		}
+		e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/api-keys", map[string]string{"name": role + " key", "role": role}, &out)
+		return out.APIKey.ID, out.Secret
+	}
+	_, supervisor := keyOf("supervisor")
+	revokedID, revoked := keyOf("supervisor")
+	e.MustDo(http.StatusNoContent, http.MethodDelete, "/api/v1/api-keys/"+revokedID, nil, nil)
+	other := e.CreateAgent("Bo", "bo@example.com")
+
+	routes := e.App.Handler().(*api.Server).Echo().Routes()
+	seen := map[string]bool{}
+	var v1 []string
+	for _, rt := range routes {
+		// Echo adds a catch-all for a group's unknown paths: not a route.
+		if !strings.HasPrefix(rt.Path, "/api/v1/") || strings.HasSuffix(rt.Path, "*") || seen[rt.Method+" "+rt.Path] {
+			continue
+		}
+		seen[rt.Method+" "+rt.Path] = true
+		key := rt.Method + " " + rt.Path
+		if _, ok := routeAccess[key]; !ok {
+			t.Errorf("route %s has no row in routeAccess: decide who may use it", key)
+			continue
+		}
+		v1 = append(v1, key)
+	}
+	for key := range routeAccess {
+		if !seen[key] {
+			t.Errorf("routeAccess has %s, which the server does not serve", key)
+		}
+	}
+
+	// The conversation routes name the agent's conversation; others an id
+	// that need not exist (their role check comes first).
+	path := func(p string) string {
+		if strings.HasPrefix(p, "/api/v1/conversations/:id") {
+			return strings.Replace(p, ":id", r.convID, 1)
+		}
+		return strings.Replace(p, ":id", "00000000-0000-0000-0000-000000000000", 1)
+	}
+	principals := []struct {
+		name, key string
+		want      func(access) int
+	}{
+		{"no key", "", func(access) int { return http.StatusUnauthorized }},
+		{"revoked key", revoked, func(access) int { return http.StatusUnauthorized }},
+		{"another agent", other.Key, func(a access) int { return a.otherAgent }},
+		{"the conversation's agent", r.agent.Key, func(a access) int { return a.agent }},
+		{"supervisor", supervisor, func(a access) int { return a.supervisor }},
+		{"admin", e.AdminKey, func(a access) int { return a.admin }},
+	}
+	// Destructive routes last, so that the others see the resources.
+	for _, p := range principals {
+		for _, key := range v1 {
+			method, tmpl, _ := strings.Cut(key, " ")
+			var body any
+			if method == http.MethodPost || method == http.MethodPatch || method == http.MethodPut {
+				body = map[string]any{}
+			}
+			status, raw := e.DoWithKey(p.key, method, path(tmpl), body)
+			want := p.want(routeAccess[key])
+			switch {
+			case want == ok && (status == http.StatusUnauthorized || status == http.StatusForbidden ||
+				(strings.Contains(tmpl, "/conversations/:id") && status == http.StatusNotFound)):
+				t.Errorf("%s: %s got %d %s, want allowed", key, p.name, status, raw)
+			case want != ok && status != want:
+				t.Errorf("%s: %s got %d %s, want %d", key, p.name, status, raw, want)
+			}
+		}
+	}
+}
