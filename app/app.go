@@ -161,7 +161,7 @@ func (a *App) windows() workflows.Windows {
 func (a *App) limits() workflows.Limits {
 	return workflows.Limits{
 		MaxSignalsPerRun: a.Config.MaxSignalsPerRun, MaxEventsPerRun: a.Config.MaxEventsPerRun,
-		EchoWait: a.Config.EchoWait, BlindEchoWait: a.Config.BlindEchoWait,
+		EchoWait: a.Config.EchoWait, BlindEchoWait: a.Config.BlindEchoWait, SendTimeout: a.Config.SendTimeout,
 	}
 }
 

@@ -38,6 +38,7 @@ var Vars = []Var{
 	{"PARLEY_WINDOW_EDGE_MARGIN", "2s", "Allowance for latency and clock skew at a window's end: a reply that would reach Meta within it after the 24-hour window closed goes as HUMAN_AGENT (tag on) or is not sent."},
 	{"PARLEY_ECHO_WAIT", "15s", "After a send with no clear answer from Meta, how long to wait for its echo before looking for it on Meta's side."},
 	{"PARLEY_BLIND_ECHO_WAIT", "10m", "The same wait when Meta's side cannot be read (the page token lacks pages_read_engagement and pages_manage_metadata): then resent."},
+	{"PARLEY_SEND_TIMEOUT", "30s", "How long one Send API attempt may take before its outcome counts as unknown (a worker that died mid-call included)."},
 	{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", "A conversation continues as new after this many signals (Temporal's limit is 10,000)."},
 	{"PARLEY_MAX_EVENTS_PER_RUN", "3000", "A conversation continues as new after this many history events (Temporal suggests ~4,096)."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
@@ -66,6 +67,7 @@ type Config struct {
 	WindowEdgeMargin  time.Duration
 	EchoWait          time.Duration
 	BlindEchoWait     time.Duration
+	SendTimeout       time.Duration
 	MaxSignalsPerRun  int
 	MaxEventsPerRun   int
 	LogLevel          string
@@ -124,7 +126,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	for _, d := range []struct {
 		name, def string
 		dst       *time.Duration
-	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}} {
+	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout}} {
 		v, err := time.ParseDuration(get(d.name, d.def))
 		if err != nil || v <= 0 {
 			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))

@@ -46,6 +46,8 @@ type Options struct {
 	// ReplyWindow and HumanAgentWindow shorten Meta's windows, for Parley
 	// and the fake Meta alike (zero: 24 h and 7 d).
 	ReplyWindow, HumanAgentWindow time.Duration
+	// Config sets more PARLEY_* variables (e.g. PARLEY_ECHO_WAIT).
+	Config map[string]string
 }
 
 // Env is a running Parley.
@@ -62,6 +64,7 @@ type Env struct {
 
 	cli      string
 	cfg      config.Config
+	vars     map[string]string
 	noWorker bool
 	inMemory bool
 	temporal *testsuite.DevServer
@@ -131,23 +134,28 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.SignalTimeout == 0 {
 		opts.SignalTimeout = 2 * time.Second
 	}
+	vars := map[string]string{
+		"PARLEY_DATA_DIR":           e.Dir,
+		"PARLEY_DATABASE_URL":       dbURL,
+		"PARLEY_TEMPORAL_ADDRESS":   e.TemporalAddress,
+		"PARLEY_TASK_QUEUE":         "parley-test",
+		"PARLEY_HTTP_ADDR":          ln.Addr().String(),
+		"PARLEY_PUBLIC_URL":         e.URL,
+		"PARLEY_ENCRYPTION_KEY":     "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"PARLEY_ADMIN_API_KEY":      e.AdminKey,
+		"PARLEY_GRAPH_API_URL":      e.MetaURL,
+		"PARLEY_SIGNAL_TIMEOUT":     opts.SignalTimeout.String(),
+		"PARLEY_REPLY_WINDOW":       opts.ReplyWindow.String(),
+		"PARLEY_HUMAN_AGENT_WINDOW": opts.HumanAgentWindow.String(),
+		"PARLEY_LOG_LEVEL":          "warn",
+		"PARLEY_TEMPORAL_NAMESPACE": "default",
+	}
+	for k, v := range opts.Config {
+		vars[k] = v
+	}
+	e.vars = vars
 	cfg, err := config.FromEnv(func(k string) (string, bool) {
-		v, ok := map[string]string{
-			"PARLEY_DATA_DIR":           e.Dir,
-			"PARLEY_DATABASE_URL":       dbURL,
-			"PARLEY_TEMPORAL_ADDRESS":   e.TemporalAddress,
-			"PARLEY_TASK_QUEUE":         "parley-test",
-			"PARLEY_HTTP_ADDR":          ln.Addr().String(),
-			"PARLEY_PUBLIC_URL":         e.URL,
-			"PARLEY_ENCRYPTION_KEY":     "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-			"PARLEY_ADMIN_API_KEY":      e.AdminKey,
-			"PARLEY_GRAPH_API_URL":      e.MetaURL,
-			"PARLEY_SIGNAL_TIMEOUT":     opts.SignalTimeout.String(),
-			"PARLEY_REPLY_WINDOW":       opts.ReplyWindow.String(),
-			"PARLEY_HUMAN_AGENT_WINDOW": opts.HumanAgentWindow.String(),
-			"PARLEY_LOG_LEVEL":          "warn",
-			"PARLEY_TEMPORAL_NAMESPACE": "default",
-		}[k]
+		v, ok := vars[k]
 		return v, ok
 	})
 	if err != nil {
@@ -256,6 +264,18 @@ func (e *Env) StopTemporal() {
 
 // StartTemporal starts the dev server again on the same address and data.
 func (e *Env) StartTemporal() { e.startTemporal() }
+
+// ProcessEnv is the environment of a separate Parley process (`parley
+// worker`) that shares this Env's database, Temporal and fake Meta.
+func (e *Env) ProcessEnv() []string {
+	var env []string
+	for k, v := range e.vars {
+		if k != "PARLEY_HTTP_ADDR" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
 
 // Temporal is a client of the dev server.
 func (e *Env) Temporal() client.Client { return e.App.Temporal }

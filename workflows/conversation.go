@@ -135,6 +135,9 @@ type Limits struct {
 	// BlindEchoWait is how long to wait for the echo when Meta's side cannot
 	// be looked at (the page token lacks the permissions), before resending.
 	BlindEchoWait time.Duration `json:"blind_echo_wait,omitempty"`
+	// SendTimeout bounds one Send API activity; a send that times out (or
+	// whose worker died) has an unknown outcome.
+	SendTimeout time.Duration `json:"send_timeout,omitempty"`
 }
 
 // DefaultBlindEchoWait: without a way to look at Meta's side, resending
@@ -159,6 +162,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.BlindEchoWait <= 0 {
 		l.BlindEchoWait = DefaultBlindEchoWait
+	}
+	if l.SendTimeout <= 0 {
+		l.SendTimeout = 30 * time.Second
 	}
 	return l
 }

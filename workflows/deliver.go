@@ -56,7 +56,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 		}
 		var out activities.SendOutcome
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
+			StartToCloseTimeout: c.limits.SendTimeout,
 			Summary:             summary,
 			// One call per attempt: a retry could send the message twice.
 			// This loop decides, knowing what Meta answered.
