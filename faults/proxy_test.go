@@ -22,7 +22,9 @@ func newSlowProxy(t *testing.T, target string, delay time.Duration, inFlight cha
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
-	isSend := func(r *http.Request) bool { return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") }
+	isSend := func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages")
+	}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if isSend(resp.Request) {
 			time.Sleep(delay / 2)
