@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 export PARLEY_TEMPORAL_CLI ?= $(TEMPORAL)
 
-.PHONY: dev build test test-unit bench vet fmt clean temporal-cli
+.PHONY: dev build test test-faults test-unit bench vet fmt clean temporal-cli
 
 build: $(BIN)/parley
 
@@ -34,6 +34,10 @@ test: $(TEMPORAL)
 	$(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./... 2>&1 | tee .test.out; status=$$?; \
 	passed=$$(grep -c '^ok ' .test.out || true); failed=$$(grep -cE '^FAIL[[:space:]]+parley' .test.out || true); \
 	rm -f .test.out; echo "packages: $$passed passed, $$failed failed"; exit $$status
+
+# The fault-injection suite alone, with its figures (it also runs in `make test`).
+test-faults: $(TEMPORAL)
+	$(GO) test -count=1 -v -run . ./faults/ 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults_test.go'
 
 test-unit:
 	$(GO) test -count=1 -short ./...
