@@ -2,9 +2,11 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"parley/fakemeta"
 	"parley/testenv"
 )
 
@@ -57,5 +59,29 @@ func TestDeletingAPageClosesItsConversationsAndUnsubscribes(t *testing.T) {
 	}
 	if status, _, raw := r.reply(t, "anyone?"); status != http.StatusConflict {
 		t.Errorf("reply after the page was deleted: %d %s, want 409", status, raw)
+	}
+}
+
+// Issue 6, defect 13: Meta refusing to send because of the page itself
+// (here 10/1893063, restricted) flags the page with the reason, as 190 does.
+func TestARefusalCausedByThePageFlagsIt(t *testing.T) {
+	r := setupReplies(t, testenv.Options{}, "psid-flag")
+	r.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: 10, Subcode: 1893063})
+	if status, msgs, raw := r.reply(t, "hello"); status != http.StatusCreated || msgs[0].Status != "failed" {
+		t.Fatalf("reply: %d %s, want failed", status, raw)
+	}
+	var pages struct {
+		Data []struct {
+			ProvisioningState  string `json:"provisioning_state"`
+			ProvisioningReason string `json:"provisioning_reason"`
+			Flag               *struct {
+				Code, Subcode int
+			} `json:"flag"`
+		}
+	}
+	r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/pages", nil, &pages)
+	p := pages.Data[0]
+	if p.ProvisioningState != "flagged" || p.Flag == nil || p.Flag.Code != 10 || p.Flag.Subcode != 1893063 || !strings.Contains(p.ProvisioningReason, "1893063") {
+		t.Errorf("page after 10/1893063: %+v, want flagged with the code", p)
 	}
 }
