@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"go.temporal.io/api/serviceerror"
-	"golang.org/x/sync/errgroup"
 
 	"parley/store"
 	"parley/workflows"
@@ -20,8 +20,8 @@ import (
 // or deadline; the count of those is logged.
 func (s *Server) settingsChanged(ctx context.Context, pageRef string) {
 	var told, failed atomic.Int64
-	eg, gctx := errgroup.WithContext(ctx)
-	eg.SetLimit(16)
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 16)
 	for _, state := range []string{workflows.StateOpen, workflows.StateActive, workflows.StateWaiting, workflows.StateWrapUp} {
 		cursor := ""
 		for {
@@ -31,8 +31,10 @@ func (s *Server) settingsChanged(ctx context.Context, pageRef string) {
 				break
 			}
 			for _, cv := range list {
-				eg.Go(func() error {
-					err := s.opts.Temporal.SignalWorkflow(gctx, cv.WorkflowID, "", workflows.SignalSettingsChanged, nil)
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-slots }()
+					err := s.opts.Temporal.SignalWorkflow(ctx, cv.WorkflowID, "", workflows.SignalSettingsChanged, nil)
 					var nf *serviceerror.NotFound
 					switch {
 					case err == nil:
@@ -44,7 +46,6 @@ func (s *Server) settingsChanged(ctx context.Context, pageRef string) {
 						s.log.WarnContext(ctx, "settings changed: conversation not told; it reads them at its next event",
 							"conversation", cv.ID, "err", fmt.Errorf("signal %s: %w", cv.WorkflowID, err))
 					}
-					return nil
 				})
 			}
 			if next == "" {
@@ -53,6 +54,6 @@ func (s *Server) settingsChanged(ctx context.Context, pageRef string) {
 			cursor = next
 		}
 	}
-	_ = eg.Wait() // the goroutines report through the counters
+	wg.Wait()
 	s.log.InfoContext(ctx, "settings changed: conversations told", "page", pageRef, "told", told.Load(), "failed", failed.Load())
 }

@@ -11,4 +11,6 @@ const migrationLockWait = time.Minute
 
 // lockFile is a no-op where flock(2) does not exist: start one Parley
 // process first there (or run `parley migrate`) before the others.
-func lockFile(context.Context, string, time.Duration) (func(), error) { return func() {}, nil }
+func lockFile(context.Context, string, time.Duration) (func() error, error) {
+	return func() error { return nil }, nil
+}

@@ -18,7 +18,7 @@ const migrationLockWait = time.Minute
 // lockFile takes an exclusive lock on path (created if need be), waiting
 // at most wait; unlock releases it. The kernel releases it too if the
 // process dies, so a crash never leaves the database locked.
-func lockFile(ctx context.Context, path string, wait time.Duration) (unlock func(), err error) {
+func lockFile(ctx context.Context, path string, wait time.Duration) (unlock func() error, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -27,10 +27,8 @@ func lockFile(ctx context.Context, path string, wait time.Duration) (unlock func
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() {
-				// Closing the file releases the lock.
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				_ = f.Close()
+			return func() error {
+				return errors.Join(syscall.Flock(int(f.Fd()), syscall.LOCK_UN), f.Close())
 			}, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {

@@ -231,25 +231,11 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		for _, r := range rows {
-			var id string
-			err := get(ctx, tx, &id, `
-				INSERT INTO messages (id, conversation_id, seq, direction, sender, kind, mid, dedupe_key,
-					facebook_page_id, psid, text, attachments, payload, status, error_code, error_subcode,
-					error_reason, agent_id, messaging_type, tag, sent_at, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT DO NOTHING
-				RETURNING id`,
-				r.ID, r.ConversationID, r.Seq, r.Direction, r.Sender, r.Kind, r.MID, r.DedupeKey,
-				r.FacebookPageID, r.PSID, r.Text, r.Attachments, r.Payload, r.Status, r.ErrorCode, r.ErrorSubcode,
-				r.ErrorReason, r.AgentID, r.MessagingType, r.Tag, s.timestamp(r.SentAt), s.timestamp(r.CreatedAt))
-			switch {
-			case errors.Is(err, ErrNotFound):
-				// Skipped: already recorded.
-			case isForeignKeyViolation(err):
-				return fmt.Errorf("message %s: conversation %s: %w", r.ID, r.ConversationID, ErrNotFound)
-			case err != nil:
-				return fmt.Errorf("message %s: %w", r.ID, err)
-			default:
+			id, ok, err := s.insertMessage(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if ok {
 				inserted = append(inserted, id)
 			}
 		}
@@ -259,6 +245,30 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []
 		return nil, err
 	}
 	return inserted, nil
+}
+
+// insertMessage inserts one row; ok is false when it was already recorded
+// (same dedupe key for the customer, id, or conversation seq).
+func (s *Store) insertMessage(ctx context.Context, tx *sqlx.Tx, r messageRow) (id string, ok bool, err error) {
+	err = get(ctx, tx, &id, `
+		INSERT INTO messages (id, conversation_id, seq, direction, sender, kind, mid, dedupe_key,
+			facebook_page_id, psid, text, attachments, payload, status, error_code, error_subcode,
+			error_reason, agent_id, messaging_type, tag, sent_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING
+		RETURNING id`,
+		r.ID, r.ConversationID, r.Seq, r.Direction, r.Sender, r.Kind, r.MID, r.DedupeKey,
+		r.FacebookPageID, r.PSID, r.Text, r.Attachments, r.Payload, r.Status, r.ErrorCode, r.ErrorSubcode,
+		r.ErrorReason, r.AgentID, r.MessagingType, r.Tag, s.timestamp(r.SentAt), s.timestamp(r.CreatedAt))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "", false, nil
+	case isForeignKeyViolation(err):
+		return "", false, fmt.Errorf("message %s: conversation %s: %w", r.ID, r.ConversationID, ErrNotFound)
+	case err != nil:
+		return "", false, fmt.Errorf("message %s: %w", r.ID, err)
+	}
+	return id, true, nil
 }
 
 // ListMessages returns a conversation's messages with seq > afterSeq, by

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -29,25 +28,11 @@ func (s *Store) AppendMessages(ctx context.Context, conversationID string, msgs 
 			if err != nil {
 				return err
 			}
-			var id string
-			err = get(ctx, tx, &id, `
-				INSERT INTO messages (id, conversation_id, seq, direction, sender, kind, mid, dedupe_key,
-					facebook_page_id, psid, text, attachments, payload, status, error_code, error_subcode,
-					error_reason, agent_id, messaging_type, tag, sent_at, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT DO NOTHING
-				RETURNING id`,
-				r.ID, r.ConversationID, r.Seq, r.Direction, r.Sender, r.Kind, r.MID, r.DedupeKey,
-				r.FacebookPageID, r.PSID, r.Text, r.Attachments, r.Payload, r.Status, r.ErrorCode, r.ErrorSubcode,
-				r.ErrorReason, r.AgentID, r.MessagingType, r.Tag, s.timestamp(r.SentAt), s.timestamp(r.CreatedAt))
-			switch {
-			case errors.Is(err, ErrNotFound):
-				// Already recorded.
-			case isForeignKeyViolation(err):
-				return fmt.Errorf("conversation %s: %w", conversationID, ErrNotFound)
-			case err != nil:
-				return fmt.Errorf("message seq %d: %w", m.Seq, err)
-			default:
+			id, ok, err := s.insertMessage(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if ok { // else already recorded
 				last++
 				inserted = append(inserted, id)
 			}

@@ -177,7 +177,11 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
-		defer unlock()
+		defer func() {
+			if uerr := unlock(); uerr != nil {
+				slog.WarnContext(ctx, "release the migration lock", "err", uerr)
+			}
+		}()
 	}
 	if s.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres

@@ -290,17 +290,7 @@ func (c *conversation) sendReply(ctx workflow.Context, r ReplyRequest) (ReplyRes
 		return ReplyResult{}, err
 	}
 	defer c.sendMu.Unlock()
-	var parts []outgoing
-	if r.AttachmentURL != "" {
-		parts = []outgoing{{attachmentType: r.AttachmentType, attachmentURL: r.AttachmentURL}}
-	} else {
-		for _, t := range messenger.SplitText(r.Text, messenger.MaxTextLength) {
-			parts = append(parts, outgoing{text: t})
-		}
-	}
-	for i := range parts {
-		parts[i].sender, parts[i].agentID, parts[i].tagOn = "agent", r.AgentID, r.HumanAgentTag
-	}
+	parts := replyParts(r)
 	res, err := c.send(ctx, parts)
 	c.state.AgentMessages += len(parts)
 	c.state.LastActivityAt = workflow.Now(ctx).UTC()
