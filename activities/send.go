@@ -192,8 +192,9 @@ func (a *Sender) MarkMessageSent(ctx context.Context, in MarkSentInput) error {
 		// An echo of a message from another Parley database: nothing to confirm.
 		a.log().WarnContext(ctx, "echo for an unknown Parley message", "message", in.MessageID)
 		return nil
-	case errors.Is(err, store.ErrConflict):
-		// Already failed, or sent under another mid: retrying cannot change it.
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInvalid):
+		// Already failed, sent under another mid, or not an outbound
+		// message: retrying cannot change it.
 		a.log().WarnContext(ctx, "message cannot be marked sent", "message", in.MessageID, "mid", in.MID, "err", err)
 		return nil
 	}
@@ -210,7 +211,12 @@ type MarkFailedInput struct {
 
 // MarkMessageFailed records a message Meta refused, or Parley gave up on.
 func (a *Sender) MarkMessageFailed(ctx context.Context, in MarkFailedInput) error {
-	return a.Store.MarkMessageFailed(ctx, in.MessageID, in.Code, in.Subcode, in.Reason)
+	err := a.Store.MarkMessageFailed(ctx, in.MessageID, in.Code, in.Subcode, in.Reason)
+	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrNotFound) {
+		// Invalid input is not retried: it would fail forever.
+		return temporal.NewNonRetryableApplicationError(err.Error(), "Invalid", err)
+	}
+	return err
 }
 
 // TokenInvalidInput flags a page whose token Meta refused (code 190).

@@ -236,3 +236,16 @@ func TestSendMessageFailuresBeforeMeta(t *testing.T) {
 		t.Errorf("database closed: %v, want a retryable %s", err, activities.SendNotAttemptedErrorType)
 	}
 }
+
+// Issue 6, defect 5: invalid input is not retried forever.
+func TestMarkMessageFailedOnAnUnknownMessageIsNotRetried(t *testing.T) {
+	a, _, _ := senderEnv(t)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a.MarkMessageFailed)
+	_, err := env.ExecuteActivity(a.MarkMessageFailed, activities.MarkFailedInput{MessageID: "no-such-message", Reason: "x"})
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || !ae.NonRetryable() {
+		t.Errorf("MarkMessageFailed(unknown) = %v, want a non-retryable error", err)
+	}
+}
