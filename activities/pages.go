@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"parley/store"
 )
@@ -32,7 +31,7 @@ type Pages struct {
 // FlagPage records the refusal on the page, so that admins see it (the
 // page's provisioning_state becomes flagged) before more replies fail.
 func (a *Pages) FlagPage(ctx context.Context, in FlagPageInput) error {
-	err := a.Store.FlagPage(ctx, in.PageRef, store.PageFlag{Code: in.Code, Subcode: in.Subcode, Class: in.Class, Reason: in.Reason, At: time.Now().UTC()})
+	err := a.Store.FlagPage(ctx, in.PageRef, store.PageFlag{Code: in.Code, Subcode: in.Subcode, Class: in.Class, Reason: in.Reason})
 	log := a.Log
 	if log == nil {
 		log = slog.Default()

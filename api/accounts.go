@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -127,10 +128,37 @@ func (s *Server) updateAccount(c echo.Context) error {
 	return c.JSON(http.StatusOK, toAccountJSON(a))
 }
 
+// deleteAccount closes the live conversations of the account's pages, as
+// deletePage does (or deletes nothing, 503), then deletes the account and
+// its pages, history kept. The app stays subscribed to the pages: the app
+// is the account's own, and its webhooks answer 404 from now on.
 func (s *Server) deleteAccount(c echo.Context) error {
-	if err := s.opts.Store.DeleteAccount(c.Request().Context(), c.Param("id")); err != nil {
-		return storeError(err, "account", c.Param("id"))
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	if _, err := s.opts.Store.GetAccount(ctx, id); err != nil {
+		return storeError(err, "account", id)
 	}
-	s.log.InfoContext(c.Request().Context(), "account deleted; its pages' webhooks now answer 404", "account", c.Param("id"))
+	pages, err := s.opts.Store.ListPages(ctx, id)
+	if err != nil {
+		return storeError(err, "account", id)
+	}
+	closed := map[string]bool{}
+	for _, p := range pages {
+		if err := s.closePageConversations(ctx, p.ID, AccountDeletedReason, closed); err != nil {
+			s.log.ErrorContext(ctx, "account not deleted: its conversations could not be closed", "account", id, "page", p.ID, "closed_conversations", len(closed), "err", err)
+			return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable",
+				Message: fmt.Sprintf("the account was not deleted: its live conversations could not all be closed (%d closed); retry later", len(closed)), Err: err}
+		}
+	}
+	if err := s.opts.Store.DeleteAccount(ctx, id); err != nil {
+		return storeError(err, "account", id)
+	}
+	// A customer may have written between the first sweep and the delete.
+	for _, p := range pages {
+		if err := s.closePageConversations(ctx, p.ID, AccountDeletedReason, closed); err != nil {
+			s.log.ErrorContext(ctx, "conversation of a deleted account not closed", "account", id, "page", p.ID, "err", err)
+		}
+	}
+	s.log.InfoContext(ctx, "account deleted; its pages' webhooks now answer 404", "account", id, "pages", len(pages), "closed_conversations", len(closed))
 	return c.NoContent(http.StatusNoContent)
 }

@@ -167,23 +167,39 @@ type deletedPageJSON struct {
 	Warnings            []string `json:"warnings,omitempty"`
 }
 
-// PageDeletedReason is why a deleted page's conversations closed.
-const PageDeletedReason = "the page was deleted from Parley"
+// Why a deleted page's conversations closed.
+const (
+	PageDeletedReason    = "the page was deleted from Parley"
+	AccountDeletedReason = "the page's account was deleted from Parley"
+)
 
-// deletePage unsubscribes the app from the page at Meta, deletes the page
-// (events still arriving for it are acknowledged and dropped), and closes
-// its live conversations, so that none runs on and no reply fails slowly.
+// closeRounds bounds the sweeps over a page's live conversations: one may
+// change state (say waiting to active) behind a sweep's back.
+const closeRounds = 3
+
+// deletePage closes the page's live conversations, unsubscribes the app
+// from the page at Meta, deletes the page (events still arriving for it are
+// acknowledged and dropped), then closes any conversation that started
+// meanwhile. If Temporal cannot close them, the page is not deleted (503):
+// deleting it anyway would leave them running and their replies failing
+// slowly.
 func (s *Server) deletePage(c echo.Context) error {
 	ctx := c.Request().Context()
 	p, err := s.opts.Store.GetPage(ctx, c.Param("id"))
 	if err != nil {
 		return storeError(err, "page", c.Param("id"))
 	}
+	closed := map[string]bool{}
+	if err := s.closePageConversations(ctx, p.ID, PageDeletedReason, closed); err != nil {
+		s.log.ErrorContext(ctx, "page not deleted: its conversations could not be closed", "page", p.ID, "closed_conversations", len(closed), "err", err)
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable",
+			Message: fmt.Sprintf("the page was not deleted: its live conversations could not all be closed (%d closed); retry later", len(closed)), Err: err}
+	}
 	out := deletedPageJSON{ID: p.ID}
 	if p.CallbackKey != "" { // a duplicate never subscribed the app
 		if err := s.unsubscribe(ctx, p); err != nil {
 			s.log.WarnContext(ctx, "page deleted, but the app could not be unsubscribed at Meta", "page", p.ID, "err", err)
-			out.Warnings = append(out.Warnings, "Meta did not unsubscribe the app from the page ("+err.Error()+"); its events will be acknowledged and dropped; remove the app from the page in Meta's settings")
+			out.Warnings = append(out.Warnings, unsubscribeWarning(err))
 		} else {
 			out.Unsubscribed = true
 		}
@@ -191,13 +207,24 @@ func (s *Server) deletePage(c echo.Context) error {
 	if err := s.opts.Store.DeletePage(ctx, p.ID); err != nil {
 		return storeError(err, "page", p.ID)
 	}
-	closed, failed := s.closePageConversations(ctx, p.ID)
-	out.ClosedConversations = closed
-	if failed > 0 {
-		out.Warnings = append(out.Warnings, fmt.Sprintf("%d conversation(s) could not be closed now (Temporal unavailable); they close at their auto-close deadline, and their replies fail with the reason", failed))
+	// A customer may have written between the first sweep and the delete.
+	if err := s.closePageConversations(ctx, p.ID, PageDeletedReason, closed); err != nil {
+		s.log.ErrorContext(ctx, "conversation of a deleted page not closed", "page", p.ID, "err", err)
+		out.Warnings = append(out.Warnings, "a conversation that started while the page was being deleted could not be closed (Temporal unavailable); it closes at its auto-close deadline, and its replies fail")
 	}
-	s.log.InfoContext(ctx, "page deleted", "page", p.ID, "closed_conversations", closed, "not_closed", failed, "unsubscribed", out.Unsubscribed)
+	out.ClosedConversations = len(closed)
+	s.log.InfoContext(ctx, "page deleted", "page", p.ID, "closed_conversations", out.ClosedConversations, "unsubscribed", out.Unsubscribed)
 	return c.JSON(http.StatusOK, out)
+}
+
+// unsubscribeWarning tells the admin why Meta still sends the page's
+// events, and what to do.
+func unsubscribeWarning(err error) string {
+	const after = "; its events are acknowledged and dropped until you remove the app from the page in Meta's settings (the page's Business integrations)"
+	if ge, ok := messenger.AsGraphError(err); ok && ge.Class() == messenger.ClassTokenInvalid {
+		return fmt.Sprintf("the page token is no longer valid (Meta code %d, subcode %d), so Parley could not unsubscribe the app from the page", ge.Code, ge.Subcode) + after
+	}
+	return "Meta did not unsubscribe the app from the page (" + err.Error() + ")" + after
 }
 
 func (s *Server) unsubscribe(ctx context.Context, p store.Page) error {
@@ -214,46 +241,67 @@ func (s *Server) unsubscribe(ctx context.Context, p store.Page) error {
 	return s.opts.Graph.UnsubscribeApp(gctx, messenger.PageAuth{PageID: p.PageID, AccessToken: token, AppSecret: secret})
 }
 
-// closePageConversations closes every live conversation of a page.
-func (s *Server) closePageConversations(ctx context.Context, pageRef string) (closed, failed int) {
-	for _, state := range []string{workflows.StateOpen, workflows.StateActive, workflows.StateWaiting, workflows.StateWrapUp} {
-		cursor := ""
-		for {
-			list, next, err := s.opts.Store.ListConversations(ctx, store.ConversationFilter{PageRef: pageRef, State: state, Limit: 200, Cursor: cursor})
-			if err != nil {
-				s.log.ErrorContext(ctx, "list the deleted page's conversations", "page", pageRef, "err", err)
-				return closed, failed + 1
-			}
-			for _, cv := range list {
-				if err := s.closeForDeletedPage(ctx, cv); err != nil {
-					failed++
-					s.log.WarnContext(ctx, "conversation of a deleted page not closed", "conversation", cv.ID, "err", err)
-				} else {
-					closed++
+// closePageConversations closes with the reason every live conversation of
+// a page not yet in closed, and adds it there. It stops at the first one it
+// cannot close.
+func (s *Server) closePageConversations(ctx context.Context, pageRef, reason string, closed map[string]bool) error {
+	healthy := false
+	for range closeRounds {
+		found := false
+		for _, state := range []string{workflows.StateOpen, workflows.StateActive, workflows.StateWaiting, workflows.StateWrapUp} {
+			cursor := ""
+			for {
+				list, next, err := s.opts.Store.ListConversations(ctx, store.ConversationFilter{PageRef: pageRef, State: state, Limit: 200, Cursor: cursor})
+				if err != nil {
+					return fmt.Errorf("list the page's %s conversations: %w", state, err)
 				}
+				for _, cv := range list {
+					if closed[cv.ID] {
+						continue
+					}
+					found = true
+					if !healthy {
+						// Fail fast when Temporal is down, rather than wait
+						// out an update's timeout.
+						hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+						_, err := s.opts.Temporal.CheckHealth(hctx, &client.CheckHealthRequest{})
+						cancel()
+						if err != nil {
+							return fmt.Errorf("temporal: %w", err)
+						}
+						healthy = true
+					}
+					if err := s.closeForDeletedPage(ctx, cv, reason); err != nil {
+						return fmt.Errorf("close conversation %s: %w", cv.ID, err)
+					}
+					closed[cv.ID] = true
+				}
+				if next == "" {
+					break
+				}
+				cursor = next
 			}
-			if next == "" {
-				break
-			}
-			cursor = next
+		}
+		if !found {
+			return nil
 		}
 	}
-	return closed, failed
+	return nil
 }
 
-func (s *Server) closeForDeletedPage(ctx context.Context, cv store.Conversation) error {
+func (s *Server) closeForDeletedPage(ctx context.Context, cv store.Conversation, reason string) error {
 	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	h, err := s.opts.Temporal.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
 		WorkflowID: cv.WorkflowID, UpdateName: workflows.UpdateClose, WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args: []any{workflows.ActionRequest{ConversationID: cv.ID, Reason: PageDeletedReason}},
+		Args: []any{workflows.ActionRequest{ConversationID: cv.ID, Reason: reason}},
 	})
 	if err == nil {
 		err = h.Get(uctx, nil)
 	}
 	var nf *serviceerror.NotFound
 	if _, refused := workflows.IsRefused(err); refused || errors.As(err, &nf) {
-		return nil // already closed
+		return nil // already closed, or its workflow is gone
 	}
 	return err
 }

@@ -428,9 +428,13 @@ func (s *Store) MarkWebhookVerified(ctx context.Context, id string, at time.Time
 var threadLookupScopes = []string{"pages_read_engagement", "pages_manage_metadata"}
 
 // FlagPage records a Send API refusal caused by the page itself; the last
-// one is shown until the page is checked again or its token rotated.
+// one is shown until the page is checked again or its token rotated. A zero
+// f.At means now.
 func (s *Store) FlagPage(ctx context.Context, id string, f PageFlag) (err error) {
 	defer wrap(&err, "store.FlagPage(%q)", id)
+	if f.At.IsZero() {
+		f.At = s.clock()
+	}
 	return s.setPage(ctx, id, `flag_code = ?, flag_subcode = ?, flag_class = ?, flag_reason = ?, flagged_at = ?`,
 		f.Code, f.Subcode, f.Class, f.Reason, s.timestamp(f.At))
 }

@@ -396,5 +396,23 @@ func TestAccountWideWebhookAndFlags(t *testing.T) {
 		if err != nil || got.ThreadLookup == nil || !*got.ThreadLookup {
 			t.Errorf("with both permissions: thread lookup %v (%v), want true", got.ThreadLookup, err)
 		}
+
+		// The activity leaves the time to the store's clock.
+		newFakeClock(s)
+		if err := s.FlagPage(ctx, third.ID, PageFlag{Code: 200, Subcode: 2018028, Class: "app_not_live", Reason: "not live"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.GetPage(ctx, third.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := mustUTC(t, "2025-03-01T12:00:01Z"); got.Flag == nil || !got.Flag.At.Equal(want) {
+			t.Errorf("flag without a time: %+v, want at %v (the store's clock)", got.Flag, want)
+		}
+		// Rotating the token clears the flag, as a good check does.
+		got, err = s.RotatePageToken(ctx, third.ID, "EAAanother-token-0123456789")
+		if err != nil || got.Flag != nil || got.ThreadLookup != nil {
+			t.Errorf("after rotation: flag %+v, thread lookup %v (%v); want neither until checked", got.Flag, got.ThreadLookup, err)
+		}
 	})
 }
