@@ -88,10 +88,30 @@ func Open(ctx context.Context, url string, box *secrets.Box) (_ *Store, err erro
 		// :memory: database alive).
 		db.SetMaxOpenConns(1)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db, dialect); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	return &Store{db: db, box: box, dialect: dialect, file: sqliteFile(dsn, dialect), now: time.Now}, nil
+}
+
+// ping checks the connection. Processes opening a new SQLite file at the
+// same moment race to switch it to WAL, and the loser gets SQLITE_BUSY at
+// once (the busy timeout does not cover it): it tries again, for a while.
+func ping(ctx context.Context, db *sqlx.DB, dialect string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := db.PingContext(ctx)
+		var liteErr *sqlite.Error
+		if err == nil || dialect != DialectSQLite || !errors.As(err, &liteErr) ||
+			liteErr.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // sqliteFile is the database file of an SQLite DSN.
