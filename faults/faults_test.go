@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -539,7 +540,8 @@ func TestWorkerKilledDuringSends(t *testing.T) {
 	// Between the worker and Meta: Send API calls take 400 ms, so that a
 	// kill lands while one is in flight (reached Meta or not).
 	inFlight := make(chan struct{}, 1)
-	proxy := newSlowProxy(t, s.e.MetaURL, 400*time.Millisecond, inFlight)
+	var aborted atomic.Int64
+	proxy := newSlowProxy(t, s.e.MetaURL, 400*time.Millisecond, inFlight, &aborted)
 	env := append(s.e.ProcessEnv(), "PARLEY_GRAPH_API_URL="+proxy, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
 	w := &workerProcess{t: t, env: env}
 	w.start()
@@ -614,7 +616,7 @@ func TestWorkerKilledDuringSends(t *testing.T) {
 			sendCalls++
 		}
 	}
-	t.Logf("%d replies across %d conversations, worker SIGKILLed %d times during sends, echoes unsubscribed: every reply sent exactly once (HTTP %v; %d Send API calls reached Meta; %d lookups on Meta's side)", replies, len(convs), kills, codes, sendCalls, lookups)
+	t.Logf("%d replies across %d conversations, worker SIGKILLed %d times during sends, echoes unsubscribed: every reply sent exactly once (HTTP %v; %d Send API calls reached Meta, %d died before reaching it; %d lookups on Meta's side)", replies, len(convs), kills, codes, sendCalls, aborted.Load(), lookups)
 	if t.Failed() {
 		t.Logf("worker output:\n%s", lastLines(w.out.String(), 40))
 	}

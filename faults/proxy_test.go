@@ -1,11 +1,14 @@
 package faults
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,7 +18,7 @@ import (
 // back, so that a worker killed meanwhile leaves a message that Meta got,
 // or did not get, with no answer either way. Each such call is announced
 // on inFlight.
-func newSlowProxy(t *testing.T, target string, delay time.Duration, inFlight chan<- struct{}) string {
+func newSlowProxy(t *testing.T, target string, delay time.Duration, inFlight chan<- struct{}, aborted *atomic.Int64) string {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -33,12 +36,20 @@ func newSlowProxy(t *testing.T, target string, delay time.Duration, inFlight cha
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isSend(r) {
+			// Read the body first: only then does the server notice (and
+			// cancel the request's context) when the worker dies.
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			select {
 			case inFlight <- struct{}{}:
 			default:
 			}
 			select {
 			case <-r.Context().Done():
+				aborted.Add(1)
 				return // the worker died before the call reached Meta
 			case <-time.After(delay / 2):
 			}
