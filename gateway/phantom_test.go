@@ -61,9 +61,10 @@ func TestOnlyACustomerMessageOpensAConversation(t *testing.T) {
 	}
 }
 
-// Issue 6, defects 1 and 8: after the conversation closed, Meta's retry of a
-// recorded message, a reaction and receipts open nothing, and the receipts
-// still mark the agent's reply read.
+// Issue 6, defects 1 and 8: after the conversation closed, Meta's retries
+// (of a recorded message, of the echo of Parley's reply), a Page Inbox
+// message, a reaction and receipts open nothing; they land in the closed
+// conversation, once, and the receipts still mark the agent's reply read.
 func TestAfterCloseRetriesAndReceiptsOpenNothing(t *testing.T) {
 	e, _ := connected(t)
 	ctx := context.Background()
@@ -85,14 +86,30 @@ func TestAfterCloseRetriesAndReceiptsOpenNothing(t *testing.T) {
 	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+cs[0].ID+"/close", nil, nil)
 	eventually(t, "workflow ended", func() (bool, string) { return !running(t, e, psid), "running" })
 
-	// Meta retries the first message, the customer reacts and reads.
-	d := e.Meta.Deliveries()
-	if status, err := e.Meta.Redeliver(ctx, d[0].ID); status != http.StatusOK {
-		t.Fatalf("retry of %s: %d %v", mid, status, err)
+	before := conversations(e, "psid="+psid)[0].MessageCount
+
+	// Meta retries everything it sent (the first message, the echo of the
+	// reply), the page writes from the Page Inbox, the customer reacts and
+	// reads.
+	for _, d := range e.Meta.Deliveries() {
+		if status, err := e.Meta.Redeliver(ctx, d.ID); status != http.StatusOK {
+			t.Fatalf("retry of delivery %d (%s): %d %v", d.ID, d.Body, status, err)
+		}
 	}
 	ts := time.Now().UnixMilli()
 	from := fmt.Sprintf(`"sender":{"id":"%s"},"recipient":{"id":"%s"}`, psid, pageID)
-	if status, err := e.Meta.Deliver(ctx, pageID, ev(`{%s,"timestamp":%d,"reaction":{"reaction":"love","action":"react","mid":"%s"}}`, from, ts, mid)); status != http.StatusOK {
+	if status, err := e.Meta.Deliver(ctx, pageID,
+		ev(`{"sender":{"id":"%s"},"recipient":{"id":"%s"},"timestamp":%d,"message":{"mid":"m_inbox_after","text":"We are closed today","is_echo":true,"app_id":263902037430900}}`, pageID, psid, ts)); status != http.StatusOK {
+		t.Fatalf("Page Inbox echo: %d %v", status, err)
+	}
+	after := conversations(e, "psid="+psid)
+	if len(after) != 1 || after[0].State != "closed" {
+		t.Fatalf("conversations = %+v, want the closed one only", after)
+	}
+	if after[0].MessageCount != before+1 {
+		t.Errorf("message count %d, want %d (the Page Inbox message counts, Meta's retries do not)", after[0].MessageCount, before+1)
+	}
+	if status, err := e.Meta.Deliver(ctx, pageID, ev(`{%s,"timestamp":%d,"reaction":{"reaction":"love","action":"react","mid":"%s"}}`, from, ts+1, mid)); status != http.StatusOK {
 		t.Fatalf("reaction: %d %v", status, err)
 	}
 	if status, err := e.Meta.MarkRead(ctx, pageID, psid); status != http.StatusOK {
@@ -106,17 +123,26 @@ func TestAfterCloseRetriesAndReceiptsOpenNothing(t *testing.T) {
 	}
 	var out struct{ Data []fullMessageStatus }
 	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+cs[0].ID+"/messages", nil, &out)
-	var reply, reaction bool
+	var replies, customer, inbox, reactions int
+	read := false
 	for _, m := range out.Data {
 		switch {
 		case m.Sender == "agent":
-			reply = m.Status == "read"
+			replies++
+			read = m.Status == "read"
+		case m.Sender == "customer" && m.Kind == "message":
+			customer++
+		case m.Sender == "page" && m.Text == "We are closed today":
+			inbox++
 		case m.Kind == "reaction":
-			reaction = true
+			reactions++
 		}
 	}
-	if !reply || !reaction {
-		t.Errorf("transcript %+v: want the reply read and the reaction recorded in the closed conversation", out.Data)
+	if replies != 1 || !read || customer != 1 || inbox != 1 || reactions != 1 {
+		t.Errorf("transcript %+v: want the customer message and the reply once, the reply read, the Page Inbox message and the reaction recorded in the closed conversation", out.Data)
+	}
+	if n := conversations(e, "psid="+psid)[0].MessageCount; n != before+1 {
+		t.Errorf("message count %d after the reaction, want %d: reactions are not messages", n, before+1)
 	}
 }
 

@@ -17,6 +17,7 @@ func (s *Store) AppendMessages(ctx context.Context, conversationID string, msgs 
 	now := s.clock()
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var last int64
+		counted := 0
 		if err := get(ctx, tx, &last, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?`, conversationID); err != nil {
 			return fmt.Errorf("last seq: %w", err)
 		}
@@ -35,10 +36,15 @@ func (s *Store) AppendMessages(ctx context.Context, conversationID string, msgs 
 			if ok { // else already recorded
 				last++
 				inserted = append(inserted, id)
+				// Counted as the workflow counts: messages and postbacks,
+				// not reactions, edits or receipts.
+				if m.Kind == "message" || m.Kind == "postback" {
+					counted++
+				}
 			}
 		}
-		if len(inserted) > 0 {
-			if _, err := exec(ctx, tx, `UPDATE conversations SET message_count = message_count + ? WHERE id = ?`, len(inserted), conversationID); err != nil {
+		if counted > 0 {
+			if _, err := exec(ctx, tx, `UPDATE conversations SET message_count = message_count + ? WHERE id = ?`, counted, conversationID); err != nil {
 				return fmt.Errorf("count messages: %w", err)
 			}
 		}
