@@ -108,7 +108,8 @@ func (s *Server) transition(c echo.Context, name string) error {
 		return err
 	}
 	req := workflows.ActionRequest{ConversationID: cv.ID, ActorAgentID: actor(c)}
-	if PrincipalFrom(c).Role == RoleSupervisor {
+	if name == workflows.UpdateClose && PrincipalFrom(c).Role == RoleSupervisor {
+		// Without a reason the workflow would say "an administrator".
 		req.Reason = "closed by a supervisor"
 	}
 	var res workflows.TransitionResult

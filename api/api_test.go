@@ -107,8 +107,12 @@ func TestErrorsHaveOneShapeAndTheRightStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
+	_, err = buf.ReadFrom(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateExchange(t, req, []byte("name=x"), resp.StatusCode, resp.Header, buf.Bytes())
 	wantError(t, "form body", resp.StatusCode, buf.Bytes(), http.StatusUnsupportedMediaType, "")
 }
 

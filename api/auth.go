@@ -14,8 +14,7 @@ import (
 	"parley/store"
 )
 
-// Roles of API keys. Supervisors and agents come with later issues; the
-// middleware already knows them.
+// Roles of API keys (who may do what: README, api/roles_test.go).
 const (
 	RoleAdmin      = "admin"
 	RoleSupervisor = "supervisor"
@@ -71,6 +70,20 @@ func requireRole(roles ...string) echo.MiddlewareFunc {
 			p := PrincipalFrom(c)
 			if !slices.Contains(roles, p.Role) {
 				return apierror.New(http.StatusForbidden, "forbidden", "this route needs the %s role; the key has %q", strings.Join(roles, " or "), p.Role)
+			}
+			return next(c)
+		}
+	}
+}
+
+// agentsOwnAct lets only agents through: the assigned agent's own acts
+// (replying, setting aside, ending) are refused to admins and supervisors with
+// what they may do instead.
+func agentsOwnAct(act string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if p := PrincipalFrom(c); p.Role != RoleAgent {
+				return apierror.New(http.StatusForbidden, "forbidden", "only the conversation's agent may %s; admins and supervisors may assign or close it", act)
 			}
 			return next(c)
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/api"
 	"parley/testenv"
@@ -136,7 +137,63 @@ func TestEveryRouteAgainstEveryRole(t *testing.T) {
 				t.Errorf("%s: %s got %d %s, want allowed", key, p.name, status, raw)
 			case want != ok && status != want:
 				t.Errorf("%s: %s got %d %s, want %d", key, p.name, status, raw, want)
+			case status == http.StatusForbidden && routeAccess[key] == agentOnly && !strings.Contains(string(raw), "may assign or close"):
+				t.Errorf("%s: %s got %s, want a message saying what they may do", key, p.name, raw)
 			}
 		}
+	}
+}
+
+// Issue 6, defect 12: a closed conversation says who closed it.
+func TestCloseNamesWhoClosed(t *testing.T) {
+	r := setupReplies(t, testenv.Options{}, "psid-close-agent")
+	e := r.e
+	var sup struct{ Secret string }
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/api-keys", map[string]string{"name": "Sue", "role": "supervisor"}, &sup)
+	for _, tc := range []struct {
+		psid, key, want string
+	}{
+		{"psid-close-agent", r.agent.Key, "closed by agent " + r.agent.ID},
+		{"psid-close-supervisor", sup.Secret, "closed by a supervisor"},
+		{"psid-close-admin", e.AdminKey, "closed by an administrator"},
+	} {
+		id := r.convID
+		if tc.psid != "psid-close-agent" {
+			id = waitForConversation(t, e, tc.psid)
+			e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+id+"/assign", map[string]string{"agent_id": r.agent.ID}, nil)
+		}
+		status, raw := e.DoWithKey(tc.key, http.MethodPost, "/api/v1/conversations/"+id+"/close", nil)
+		if status != http.StatusOK {
+			t.Fatalf("%s: close: %d %s", tc.want, status, raw)
+		}
+		var c struct {
+			State        string `json:"state"`
+			ClosedReason string `json:"closed_reason"`
+		}
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+id, nil, &c)
+		if c.State != "closed" || c.ClosedReason != tc.want {
+			t.Errorf("after close: %+v, want closed with %q", c, tc.want)
+		}
+	}
+}
+
+// waitForConversation has a customer write and returns the id of the
+// conversation it opens.
+func waitForConversation(t *testing.T, e *testenv.Env, psid string) string {
+	t.Helper()
+	if _, err := e.Meta.CustomerSends(t.Context(), pageID, psid, "hello?"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var list struct{ Data []convJSON }
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?psid="+psid, nil, &list)
+		if len(list.Data) == 1 {
+			return list.Data[0].ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no conversation for %s", psid)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -83,16 +83,15 @@ func New(opts Options) *Server {
 	v1.POST("/pages/:id/check", s.checkPageHandler, admin)
 
 	anyone := requireRole(RoleAdmin, RoleSupervisor, RoleAgent)
-	agent := requireRole(RoleAgent)
 	v1.GET("/conversations", s.listConversations, anyone)
 	v1.GET("/conversations/:id", s.getConversation, anyone)
 	v1.GET("/conversations/:id/messages", s.listMessages, anyone)
-	v1.POST("/conversations/:id/messages", s.sendReply, agent)
+	v1.POST("/conversations/:id/messages", s.sendReply, agentsOwnAct("reply"))
 	v1.POST("/conversations/:id/assign", s.assignConversation, reader)
-	// Setting aside and ending are the assigned agent's own acts; admins
+	// Replying, setting aside and ending are the assigned agent's own acts; admins
 	// and supervisors assign and close (roles: README, api/roles_test.go).
-	v1.POST("/conversations/:id/waiting", s.setWaiting, agent)
-	v1.POST("/conversations/:id/end", s.endConversation, agent)
+	v1.POST("/conversations/:id/waiting", s.setWaiting, agentsOwnAct("set it waiting"))
+	v1.POST("/conversations/:id/end", s.endConversation, agentsOwnAct("end it"))
 	v1.POST("/conversations/:id/close", s.closeConversation, anyone)
 
 	s.registerWorkstreams(v1)
