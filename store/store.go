@@ -59,9 +59,9 @@ type Store struct {
 	db      *sqlx.DB
 	box     *secrets.Box
 	dialect string
-	// file is the SQLite database file ("" for :memory: and PostgreSQL):
-	// migrations lock a file beside it.
-	file string
+	// migrationLockWait bounds how long Migrate waits for another
+	// process's migrations on SQLite; tests shorten it.
+	migrationLockWait time.Duration
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -91,7 +91,7 @@ func Open(ctx context.Context, url string, box *secrets.Box) (_ *Store, err erro
 	if err := ping(ctx, db, dialect); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db, box: box, dialect: dialect, file: sqliteFile(dsn, dialect), now: time.Now}, nil
+	return &Store{db: db, box: box, dialect: dialect, migrationLockWait: migrationLockWait, now: time.Now}, nil
 }
 
 // ping checks the connection. Processes opening a new SQLite file at the
@@ -112,18 +112,6 @@ func ping(ctx context.Context, db *sqlx.DB, dialect string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// sqliteFile is the database file of an SQLite DSN.
-func sqliteFile(dsn, dialect string) string {
-	if dialect != DialectSQLite {
-		return ""
-	}
-	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
-	if path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory") {
-		return ""
-	}
-	return path
 }
 
 // sqlitePragmas: WAL lets readers of other processes run during writes;
@@ -192,8 +180,8 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	defer wrap(&err, "store.Migrate")
 	dialect := goose.DialectSQLite3
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
-	if s.file != "" {
-		unlock, err := lockFile(ctx, s.file+".migrate-lock", migrationLockWait)
+	if s.dialect == DialectSQLite {
+		unlock, err := s.lockSQLiteMigrations(ctx)
 		if err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
@@ -233,6 +221,23 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	}
 	slog.InfoContext(ctx, "database schema up to date", "dialect", s.dialect, "version", v, "applied", len(results))
 	return nil
+}
+
+// lockSQLiteMigrations takes the SQLite migration lock: a lock on a file
+// beside the database, waiting at most s.migrationLockWait for another
+// process to release it.
+func (s *Store) lockSQLiteMigrations(ctx context.Context) (unlock func() error, err error) {
+	// SQLite's own absolute path of the file, whatever the URL's form
+	// (relative, file: URI), so that all processes lock the same file.
+	var file string
+	if err := s.db.GetContext(ctx, &file, `SELECT file FROM pragma_database_list WHERE name = 'main'`); err != nil {
+		return nil, fmt.Errorf("database file: %w", err)
+	}
+	if file == "" {
+		// In memory: no other process can see this database.
+		return func() error { return nil }, nil
+	}
+	return lockFile(ctx, file+".migrate-lock", s.migrationLockWait)
 }
 
 // migrationLockID scopes the advisory lock to the database and schema, so

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,29 +125,256 @@ func TestMigrate(t *testing.T) {
 	})
 }
 
+// Issue 6, defect 18: several Parley processes starting at once on an empty
+// database (`parley api` and `parley worker`), each with its own *sql.DB,
+// all migrate it, one after the other, and each migration runs once.
 func TestMigrateConcurrently(t *testing.T) {
-	ctx := context.Background()
-	// Several Parley processes starting at once on an empty PostgreSQL
-	// database: the advisory lock makes them migrate one after the other.
-	url := testDatabaseURL(t, DialectPostgres)
-	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i := range errs {
-		wg.Go(func() {
-			s, err := Open(ctx, url, newTestBox(t))
-			if err != nil {
-				errs[i] = err
-				return
+	for _, dialect := range []string{DialectSQLite, DialectPostgres} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			for round := range 3 {
+				url := testDatabaseURL(t, dialect)
+				var wg sync.WaitGroup
+				errs := make([]error, 4)
+				for i := range errs {
+					wg.Go(func() {
+						s, err := Open(t.Context(), url, newTestBox(t))
+						if err != nil {
+							errs[i] = err
+							return
+						}
+						errs[i] = errors.Join(s.Migrate(t.Context()), s.Close())
+					})
+				}
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Errorf("round %d, process %d: %v", round, i, err)
+					}
+				}
+				assertMigratedOnce(t, url)
 			}
-			errs[i] = errors.Join(s.Migrate(ctx), s.Close())
 		})
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
+}
+
+// Issue 6, defect 18: a process migrating a new SQLite database makes the
+// others wait for it, for a bounded time, and they then find the schema
+// current.
+func TestMigrateWaitsForAnotherProcessOnSQLite(t *testing.T) {
+	ctx := t.Context()
+	url := testDatabaseURL(t, DialectSQLite)
+	other, err := Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := other.Close(); err != nil {
 			t.Error(err)
 		}
+	}()
+	s, err := Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	unlock, err := other.lockSQLiteMigrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.migrationLockWait = 0
+	if unlockToo, err := s.lockSQLiteMigrations(ctx); err == nil {
+		if err := unlockToo(); err != nil {
+			t.Error(err)
+		}
+		t.Skip("no file locks on this system")
+	}
+
+	// The other process never finishes: a clear error, in time.
+	s.migrationLockWait = 200 * time.Millisecond
+	start := time.Now()
+	err = s.Migrate(ctx)
+	if err == nil || !strings.Contains(err.Error(), "another Parley process") {
+		t.Fatalf("Migrate while another process holds the lock: %v, want an error naming it", err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 10*time.Second {
+		t.Errorf("Migrate gave up after %v, want after its 200ms wait", d)
+	}
+
+	// The other process migrates, then releases the lock: Migrate, which
+	// was waiting, finds nothing left to do.
+	s.migrationLockWait = time.Minute
+	done := make(chan error, 1)
+	go func() { done <- s.Migrate(ctx) }()
+	p, err := goose.NewProvider(goose.DialectSQLite3, other.db.DB, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Migrate returned %v while another process held the lock", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	assertMigratedOnce(t, url)
+}
+
+// Processes naming one SQLite file differently (path, file: URI with an
+// authority or escapes) take the same migration lock, beside the file.
+func TestSQLiteMigrationLockFollowsTheFile(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "with space")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "parley.db")
+	holder, err := Open(ctx, "sqlite:"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := holder.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	unlock, err := holder.lockSQLiteMigrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".migrate-lock"); err != nil {
+		t.Errorf("no lock file beside the database: %v", err)
+	}
+	escaped := strings.ReplaceAll(filepath.ToSlash(path), " ", "%20")
+	for _, url := range []string{"file:" + escaped, "file://localhost" + escaped} {
+		s, err := Open(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.migrationLockWait = 0
+		if _, err := s.lockSQLiteMigrations(ctx); err == nil || !strings.Contains(err.Error(), "another Parley process") {
+			t.Errorf("%s: lock while %s holds it: %v, want another process named", url, path, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, "file://localhost"+escaped, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertMigratedOnce(t, "sqlite:"+path)
+}
+
+// Issue 6, defect 18: a process that finds a new SQLite file being switched
+// to WAL by another one (which holds its write lock) waits instead of
+// failing with "database is locked", which SQLite reports at once there,
+// without its busy timeout.
+func TestOpenWhileAnotherProcessSwitchesToWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	other, err := sql.Open("sqlite", path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := other.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	tx, err := other.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		released <- tx.Rollback()
+	}()
+	s, err := Open(t.Context(), "sqlite:"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := s.db.GetContext(t.Context(), &mode, `PRAGMA journal_mode`); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertMigratedOnce checks that every migration was applied exactly once
+// to the database at url.
+func assertMigratedOnce(t *testing.T, url string) {
+	t.Helper()
+	s, err := Open(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var applied []int64
+	if err := s.db.SelectContext(t.Context(), &applied,
+		`SELECT version_id FROM goose_db_version WHERE version_id > 0 ORDER BY version_id`); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for _, src := range migrationSources(t) {
+		want = append(want, src.Version)
+	}
+	if !slices.Equal(applied, want) {
+		t.Errorf("migrations applied %v, want %v, once each", applied, want)
+	}
+}
+
+// migrationSources lists the migrations of package migrations.
+func migrationSources(t *testing.T) []*goose.Source {
+	t.Helper()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.ListSources()
 }
 
 func TestTimesRoundTrip(t *testing.T) {
