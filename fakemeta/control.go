@@ -28,6 +28,7 @@ import (
 //	POST /_fake/deliver             {page_id, events: [...], standby}  -> same
 //	POST /_fake/failures            {op, page_id, code, subcode, http_status, times, message, after_accept}
 //	POST /_fake/tokens/invalidate   {page_id, subcode}
+//	POST /_fake/pages/scopes        {page_id, scopes}                  scopes null: the default (all)
 //	GET  /_fake/calls                                                  -> {"data":[call...]}
 //	GET  /_fake/sent?page_id=&psid=                                    -> {"data":[message...]}
 //	GET  /_fake/deliveries                                             -> {"data":[delivery...]}
@@ -50,6 +51,7 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_fake/deliver", s.ctlDeliver)
 	mux.HandleFunc("POST /_fake/failures", s.ctlFailures)
 	mux.HandleFunc("POST /_fake/tokens/invalidate", s.ctlInvalidate)
+	mux.HandleFunc("POST /_fake/pages/scopes", s.ctlScopes)
 	mux.HandleFunc("GET /_fake/calls", s.ctlCalls)
 	mux.HandleFunc("GET /_fake/sent", s.ctlSent)
 	mux.HandleFunc("GET /_fake/deliveries", s.ctlDeliveries)
@@ -345,6 +347,22 @@ func (s *Server) ctlInvalidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.InvalidateToken(in.PageID, in.Subcode)
+	ctlOK(w)
+}
+
+func (s *Server) ctlScopes(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		PageID string   `json:"page_id"`
+		Scopes []string `json:"scopes"`
+	}
+	if !ctlDecode(w, r, &in) || !ctlRequire(w, "page_id", in.PageID) {
+		return
+	}
+	if !s.hasPage(in.PageID) {
+		ctlError(w, http.StatusNotFound, "unknown page "+in.PageID)
+		return
+	}
+	s.SetPageScopes(in.PageID, in.Scopes)
 	ctlOK(w)
 }
 

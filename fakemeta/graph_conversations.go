@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// threadLookupScopes: Meta's Conversations API reads a Page's messages with
-// pages_read_engagement and pages_manage_metadata (messenger-platform.md).
+// threadLookupScopes: Meta's Conversations API reads a Page's messages only
+// with pages_read_engagement and pages_manage_metadata. As for any call the
+// token lacks the permission for (messenger-platform.md, "User profile,
+// permissions, app modes" and its error table), Meta answers an
+// OAuthException; the fake uses (#10), which Parley classifies as
+// permission_denied, never as a window or user error.
 var threadLookupScopes = []string{"pages_read_engagement", "pages_manage_metadata"}
 
 // maxThreadMessages is the most messages one page of the listing holds.
@@ -50,7 +54,7 @@ func (s *Server) handleConversations(q *request, pathPage string) *response {
 		var all []msg
 		s.mu.Lock()
 		for _, m := range s.sent {
-			if m.PageID == t.pageID && (psid == "" || m.PSID == psid) {
+			if m.MessageID != "" && m.PageID == t.pageID && (psid == "" || m.PSID == psid) {
 				all = append(all, msg{m.MessageID, m.Text, t.pageID, m.At})
 			}
 		}
@@ -63,7 +67,10 @@ func (s *Server) handleConversations(q *request, pathPage string) *response {
 		if len(all) == 0 {
 			return s.jsonResponse(orderedObject{{"data", []orderedObject{}}})
 		}
-		sort.SliceStable(all, func(i, j int) bool { return all[i].at.After(all[j].at) })
+		// Oldest first, keeping the order of recording within a second; then
+		// newest first as Meta lists them.
+		sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+		slices.Reverse(all)
 		all = all[:min(len(all), limit)]
 		data := make([]orderedObject, 0, len(all))
 		for _, m := range all {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rivo/uniseg"
 )
 
 // Values of SendRequest fields.
@@ -87,7 +89,8 @@ type SendResponse struct {
 // Send calls the Send API: POST /{version}/{page-id}/messages with req as
 // the JSON body. Requests Meta is known to reject (no recipient, a message
 // together with a sender action, a tag other than HUMAN_AGENT or without
-// MESSAGE_TAG) fail locally with ErrInvalidRequest. A refusal by Meta is a
+// MESSAGE_TAG, text over MaxTextLength UTF-16 units) fail locally with
+// ErrInvalidRequest. A refusal by Meta is a
 // *GraphError; see its Class.
 func (c *Client) Send(ctx context.Context, auth PageAuth, req SendRequest) (SendResponse, error) {
 	if err := auth.check(); err != nil {
@@ -121,6 +124,9 @@ func (r SendRequest) validate() error {
 		return fmt.Errorf("%w: a tag needs messaging_type %s", ErrInvalidRequest, MessagingTypeMessageTag)
 	case r.MessagingType == MessagingTypeMessageTag && r.Tag == "":
 		return fmt.Errorf("%w: messaging_type %s needs a tag", ErrInvalidRequest, MessagingTypeMessageTag)
+	case r.Message != nil && TextLength(r.Message.Text) > MaxTextLength:
+		// Meta would refuse it with 100; SplitText makes parts that fit.
+		return fmt.Errorf("%w: text of %d UTF-16 units, more than %d", ErrInvalidRequest, TextLength(r.Message.Text), MaxTextLength)
 	}
 	return nil
 }
@@ -144,11 +150,10 @@ func utf16Len(r rune) int {
 }
 
 // SplitText splits text into chunks of at most max UTF-16 units, as Meta
-// counts (max <= 0 means
-// MaxTextLength), breaking preferably between paragraphs, then lines, then
-// sentences, then words, and only as a last resort inside a word (never
-// inside a rune, and not before a combining mark, a variation selector or
-// inside a ZWJ emoji sequence or flag when avoidable). Order is kept. The
+// counts (max <= 0 means MaxTextLength), breaking preferably between
+// paragraphs, then lines, then sentences, then words, and only as a last
+// resort inside a word: between grapheme clusters, and inside one only if it
+// alone exceeds max (never inside a rune, so never inside a surrogate pair). Order is kept. The
 // whitespace at a break is dropped and no chunk is empty or blank; text that
 // fits is returned unchanged.
 func SplitText(text string, max int) []string {
@@ -242,48 +247,22 @@ func breakPoint(rest string, cut int) (end, next int) {
 	return c, c
 }
 
-// hardCut moves cut back so as not to separate a base character from what
-// modifies it, unless that would leave nothing.
+// hardCut moves cut back to the last grapheme cluster boundary (UAX #29:
+// emoji ZWJ sequences, flags, skin tones, combining and spacing marks,
+// Hangul syllables stay whole), unless the first cluster alone is longer
+// than cut: then it is cut at the rune boundary.
 func hardCut(s string, cut int) int {
-	c := cut
-	for c > 0 && c < len(s) {
-		prev, psize := utf8.DecodeLastRuneInString(s[:c])
-		next, _ := utf8.DecodeRuneInString(s[c:])
-		if prev == zwj || extends(next) || (isRegional(prev) && isRegional(next) && regionalRun(s[:c])%2 == 1) {
-			c -= psize
-			continue
-		}
-		break
-	}
-	if c == 0 {
-		return cut
-	}
-	return c
-}
-
-const zwj = '\u200d'
-
-// extends reports runes that attach to the one before them.
-func extends(r rune) bool {
-	return r == zwj ||
-		unicode.In(r, unicode.Mn, unicode.Me) ||
-		(r >= 0xFE00 && r <= 0xFE0F) || // variation selectors
-		(r >= 0x1F3FB && r <= 0x1F3FF) || // skin tones
-		(r >= 0xE0020 && r <= 0xE007F) // emoji tag sequences
-}
-
-func isRegional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
-
-// regionalRun counts the regional indicators that end s: flags are pairs.
-func regionalRun(s string) int {
-	n := 0
-	for s != "" {
-		r, size := utf8.DecodeLastRuneInString(s)
-		if !isRegional(r) {
+	end, state := 0, -1
+	for rest := s; rest != ""; {
+		var cluster string
+		cluster, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if end+len(cluster) > cut {
 			break
 		}
-		n++
-		s = s[:len(s)-size]
+		end += len(cluster)
 	}
-	return n
+	if end == 0 {
+		return cut
+	}
+	return end
 }

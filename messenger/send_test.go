@@ -1,6 +1,8 @@
 package messenger
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -61,6 +63,15 @@ func TestSplitTextKeepsEmojiSequences(t *testing.T) {
 	if got, want := SplitText("a"+flags, 8), []string{"a🇩🇪", "🇫🇷🇮🇹"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("flags: %q, want %q", got, want)
 	}
+	// Spacing marks and Hangul jamo belong to the cluster too (UAX #29).
+	ka := "का" // Devanagari ka + vowel sign aa (a spacing mark)
+	if got, want := SplitText("abc"+ka, 4), []string{"abc", ka}; !reflect.DeepEqual(got, want) {
+		t.Errorf("spacing mark: %q, want %q", got, want)
+	}
+	han := "한" // 한 as three conjoining jamo
+	if got, want := SplitText("ab"+han, 4), []string{"ab", han}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Hangul jamo: %q, want %q", got, want)
+	}
 	// A sequence longer than max must still be cut somewhere.
 	if got := SplitText(strings.Repeat("e\u0301", 5), 3); strings.Join(got, "") != strings.Repeat("e\u0301", 5) {
 		t.Errorf("unsplittable sequence lost text: %q", got)
@@ -75,7 +86,7 @@ func TestSplitTextInvalidUTF8Kept(t *testing.T) {
 	}
 }
 
-// Properties on random text: chunks are non-blank, within max runes, valid
+// Properties on random text: chunks are non-blank, within max UTF-16 units, valid
 // wherever the input was, and only whitespace at breaks is dropped.
 func TestSplitTextProperties(t *testing.T) {
 	pieces := []string{"a", "bc", "Wort", "ä", "日本", "😀", "👍🏽", "e\u0301", " ", " ", " ", "\n", "\n\n", ". ", "! ", "。", "\t", "…"}
@@ -95,8 +106,13 @@ func TestSplitTextProperties(t *testing.T) {
 			if strings.TrimSpace(c) == "" {
 				t.Fatalf("SplitText(%q, %d): blank chunk in %q", text, max, chunks)
 			}
-			if n := utf8.RuneCountInString(c); n > max {
-				t.Fatalf("SplitText(%q, %d): chunk %q has %d runes", text, max, c, n)
+			// Only a lone astral rune may exceed a limit of 1 unit.
+			if n := TextLength(c); n > max && !(max == 1 && utf8.RuneCountInString(c) == 1) {
+				t.Fatalf("SplitText(%q, %d): chunk %q has %d UTF-16 units", text, max, c, n)
+			}
+			// Clusters of up to 4 units stay whole when max allows.
+			if r, _ := utf8.DecodeRuneInString(c); max >= 4 && (r == 0x1F3FD || r == 0x0301) {
+				t.Fatalf("SplitText(%q, %d): chunk %q starts inside a grapheme cluster", text, max, c)
 			}
 			if !utf8.ValidString(c) {
 				t.Fatalf("SplitText(%q, %d): chunk %q split a rune", text, max, c)
@@ -156,5 +172,27 @@ func TestSplitTextCountsUTF16Units(t *testing.T) {
 		if p != "😀" {
 			t.Errorf("part %q with a limit of 3 units, want one emoji each", p)
 		}
+	}
+}
+
+// Issue 6, defect 7: a text Meta would refuse (over 2,000 UTF-16 units, not
+// runes) is refused before it is sent; 2,000 units go out.
+func TestSendRefusesTextOverMetasLimit(t *testing.T) {
+	c, rec := fakeGraph(t, 200, `{"recipient_id":"7","message_id":"m_1"}`)
+	send := func(text string) error {
+		_, err := c.Send(context.Background(), testAuth, SendRequest{Recipient: Recipient{ID: "7"}, MessagingType: MessagingTypeResponse, Message: &OutMessage{Text: text}})
+		return err
+	}
+	if err := send(strings.Repeat("😀", 1001)); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("1,001 emoji (2,002 units): %v, want ErrInvalidRequest", err)
+	}
+	if rec.method != "" {
+		t.Fatalf("the refused text reached Meta")
+	}
+	if err := send(strings.Repeat("😀", 1000)); err != nil {
+		t.Fatalf("1,000 emoji (2,000 units): %v", err)
+	}
+	if err := send(strings.Repeat("ä", 2000)); err != nil {
+		t.Fatalf("2,000 BMP characters: %v", err)
 	}
 }
