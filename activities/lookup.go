@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"parley/messenger"
@@ -43,9 +42,9 @@ type FindSentOutcome struct {
 // (Conversations API). It needs the page token's pages_read_engagement and
 // pages_manage_metadata: without them the outcome is unavailable.
 func (a *Sender) FindSentMessage(ctx context.Context, in FindSentInput) (FindSentOutcome, error) {
-	page, err := a.Store.GetPage(ctx, in.PageRef)
+	page, auth, err := a.pageAuth(ctx, in.PageRef)
 	if errors.Is(err, store.ErrNotFound) {
-		return FindSentOutcome{Outcome: LookupUnavailable, Reason: "the page was deleted from Parley"}, nil
+		return FindSentOutcome{Outcome: LookupUnavailable, Reason: "the page or its account was deleted from Parley"}, nil
 	}
 	if err != nil {
 		return FindSentOutcome{}, fmt.Errorf("page %s: %w", in.PageRef, err)
@@ -53,34 +52,21 @@ func (a *Sender) FindSentMessage(ctx context.Context, in FindSentInput) (FindSen
 	if page.ThreadLookup == nil || !*page.ThreadLookup {
 		return FindSentOutcome{Outcome: LookupUnavailable, Reason: "the page token lacks pages_read_engagement and pages_manage_metadata"}, nil
 	}
-	token, err := a.Store.PageAccessToken(ctx, page.ID)
-	if err != nil {
-		return FindSentOutcome{}, fmt.Errorf("page token: %w", err)
-	}
-	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
-	if err != nil {
-		return FindSentOutcome{}, fmt.Errorf("app secret: %w", err)
-	}
-	msgs, err := a.Graph.ThreadMessages(ctx, messenger.PageAuth{PageID: page.PageID, AccessToken: token, AppSecret: secret}, in.PSID, threadLookupLimit)
+	msgs, err := a.Graph.ThreadMessages(ctx, auth, in.PSID, threadLookupLimit)
 	if err != nil {
 		if ge, ok := messenger.AsGraphError(err); ok && !ge.Class().Retryable() {
 			return FindSentOutcome{Outcome: LookupUnavailable, Reason: fmt.Sprintf("Meta refused the lookup (code %d, subcode %d): %s", ge.Code, ge.Subcode, ge.Class().Reason())}, nil
 		}
 		return FindSentOutcome{}, fmt.Errorf("look for message %s on Meta's side: %w", in.MessageID, err)
 	}
-	out := lookFor(msgs, in)
-	if len(out) > 0 {
-		// A mid that already belongs to another message of ours is not this one.
-		held, err := a.Store.MIDsRecorded(ctx, in.FacebookPageID, in.PSID, out)
-		if err != nil {
-			return FindSentOutcome{}, err
-		}
-		for _, mid := range out {
-			if !slices.Contains(held, mid) {
-				a.log().InfoContext(ctx, "unclear send found on Meta's side", "message", in.MessageID, "mid", mid)
-				return FindSentOutcome{Outcome: LookupFound, MID: mid}, nil
-			}
-		}
+	// A mid that already belongs to another message of ours is not this one.
+	free, err := a.Store.UnheldMIDs(ctx, in.FacebookPageID, in.PSID, lookFor(msgs, in))
+	if err != nil {
+		return FindSentOutcome{}, err
+	}
+	if len(free) > 0 {
+		a.log().InfoContext(ctx, "unclear send found on Meta's side", "message", in.MessageID, "mid", free[0])
+		return FindSentOutcome{Outcome: LookupFound, MID: free[0]}, nil
 	}
 	a.log().InfoContext(ctx, "unclear send not on Meta's side: it will be sent again", "message", in.MessageID, "looked_at", len(msgs))
 	return FindSentOutcome{Outcome: LookupAbsent}, nil

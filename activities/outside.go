@@ -29,21 +29,7 @@ type UnrecordedInput struct {
 // UnrecordedEvents returns the dedupe keys the store has not recorded for
 // the customer: Meta's retries of recorded messages open nothing.
 func (a *Conversations) UnrecordedEvents(ctx context.Context, in UnrecordedInput) ([]string, error) {
-	recorded, err := a.Store.RecordedDedupeKeys(ctx, in.FacebookPageID, in.PSID, in.DedupeKeys)
-	if err != nil {
-		return nil, fmt.Errorf("recorded events of %s/%s: %w", in.FacebookPageID, in.PSID, err)
-	}
-	seen := make(map[string]bool, len(recorded))
-	for _, k := range recorded {
-		seen[k] = true
-	}
-	var out []string
-	for _, k := range in.DedupeKeys {
-		if !seen[k] {
-			out = append(out, k)
-		}
-	}
-	return out, nil
+	return a.Store.UnrecordedDedupeKeys(ctx, in.FacebookPageID, in.PSID, in.DedupeKeys)
 }
 
 // OutsideInput is a customer's events that open no conversation.
@@ -67,8 +53,8 @@ func (a *Conversations) RecordOutsideConversation(ctx context.Context, in Outsid
 const ClosedWithoutCustomer = "the page wrote to the customer from outside Parley (Meta's Page Inbox or another app); no customer message came, so no agent had work"
 
 // RecordOutside stores events that arrive when no conversation runs for
-// the customer, without creating work for agents: receipts update the
-// statuses of the messages they concern; echoes of Parley's messages
+// the customer (and receipts, which never go to one), without creating work
+// for agents: receipts update the statuses of the messages they concern; echoes of Parley's messages
 // confirm them; the rest (Page Inbox messages, reactions, edits...) is
 // appended to the customer's latest conversation. A Page Inbox message for
 // a customer with no conversation at all gets a closed conversation that

@@ -90,17 +90,9 @@ type Sender struct {
 // else the workflow sees (a timeout, a worker that died) may have reached
 // Meta.
 func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, error) {
-	page, err := a.Store.GetPage(ctx, in.PageRef)
+	_, auth, err := a.pageAuth(ctx, in.PageRef)
 	if err != nil {
-		return SendOutcome{}, notAttempted(err, "the page was deleted from Parley", "page %s", in.PageRef)
-	}
-	token, err := a.Store.PageAccessToken(ctx, page.ID)
-	if err != nil {
-		return SendOutcome{}, notAttempted(err, "the page was deleted from Parley", "page token")
-	}
-	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
-	if err != nil {
-		return SendOutcome{}, notAttempted(err, "the page's account was deleted from Parley", "app secret")
+		return SendOutcome{}, notAttempted(err, "the page or its account was deleted from Parley", "page %s", in.PageRef)
 	}
 	msg := &messenger.OutMessage{Text: in.Text, Metadata: Metadata(in.MessageID)}
 	if in.AttachmentURL != "" {
@@ -115,12 +107,30 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 		Tag:           in.Tag,
 		Message:       msg,
 	}
-	res, err := a.Graph.Send(ctx, messenger.PageAuth{PageID: page.PageID, AccessToken: token, AppSecret: secret}, req)
+	res, err := a.Graph.Send(ctx, auth, req)
 	out := classify(res, err)
 	a.log().InfoContext(ctx, "send api call", "message", in.MessageID, "page", in.FacebookPageID, "psid", in.PSID,
 		"messaging_type", in.MessagingType, "tag", in.Tag, "outcome", out.Outcome, "code", out.Code, "subcode", out.Subcode,
 		"attempt", activity.GetInfo(ctx).Attempt)
 	return out, nil
+}
+
+// pageAuth reads what a call on behalf of the page needs: ErrNotFound when
+// the page (or its account) was deleted.
+func (a *Sender) pageAuth(ctx context.Context, pageRef string) (store.Page, messenger.PageAuth, error) {
+	page, err := a.Store.GetPage(ctx, pageRef)
+	if err != nil {
+		return page, messenger.PageAuth{}, err
+	}
+	token, err := a.Store.PageAccessToken(ctx, page.ID)
+	if err != nil {
+		return page, messenger.PageAuth{}, fmt.Errorf("page token: %w", err)
+	}
+	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
+	if err != nil {
+		return page, messenger.PageAuth{}, fmt.Errorf("app secret: %w", err)
+	}
+	return page, messenger.PageAuth{PageID: page.PageID, AccessToken: token, AppSecret: secret}, nil
 }
 
 // Error types of SendMessage, for failures before Meta was called.

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -234,58 +233,48 @@ func (g *Gateway) deliver(ctx context.Context, groups []*customerEvents) error {
 }
 
 func (g *Gateway) deliverCustomer(ctx context.Context, ce *customerEvents) error {
-	var rest []messenger.Event
+	id := workflows.ConversationWorkflowID(ce.page.PageID, ce.psid)
+	outside := func(events []messenger.Event) error {
+		in := activities.OutsideInput{PageRef: ce.page.ID, AccountID: ce.page.AccountID, FacebookPageID: ce.page.PageID,
+			PSID: ce.psid, WorkflowID: id, Events: events}
+		if err := activities.RecordOutside(ctx, g.opts.Store, g.log, in); err != nil {
+			return fmt.Errorf("record %d events of %s outside a conversation: %w", len(events), id, err)
+		}
+		return nil
+	}
+	var receipts, rest []messenger.Event
 	var keys []string
 	for _, e := range ce.events {
 		switch {
 		case e.Kind == messenger.KindDelivery || e.Kind == messenger.KindRead:
-			kind := store.ReceiptDelivery
-			if e.Kind == messenger.KindRead {
-				kind = store.ReceiptRead
-			}
-			var at time.Time
-			if e.Watermark > 0 {
-				at = time.UnixMilli(e.Watermark).UTC()
-			}
-			if _, err := g.opts.Store.ApplyReceipt(ctx, ce.page.PageID, ce.psid, kind, at, e.MIDs); err != nil {
-				return fmt.Errorf("apply %s receipt of %s/%s: %w", e.Kind, ce.page.PageID, ce.psid, err)
-			}
+			receipts = append(receipts, e)
 			continue
 		case e.OpensWindow():
 			keys = append(keys, e.DedupeKey())
 		}
 		rest = append(rest, e)
 	}
+	if err := outside(receipts); err != nil {
+		return err
+	}
 	if len(rest) == 0 {
 		return nil
 	}
-	opens := false
-	if len(keys) > 0 {
-		recorded, err := g.opts.Store.RecordedDedupeKeys(ctx, ce.page.PageID, ce.psid, keys)
-		if err != nil {
-			return fmt.Errorf("recorded events of %s/%s: %w", ce.page.PageID, ce.psid, err)
-		}
-		for _, e := range rest {
-			opens = opens || (e.OpensWindow() && !slices.Contains(recorded, e.DedupeKey()))
-		}
+	fresh, err := g.opts.Store.UnrecordedDedupeKeys(ctx, ce.page.PageID, ce.psid, keys)
+	if err != nil {
+		return fmt.Errorf("recorded events of %s: %w", id, err)
 	}
-	if opens {
+	if len(fresh) > 0 {
 		return g.signalWithStart(ctx, ce, rest)
 	}
-	id := workflows.ConversationWorkflowID(ce.page.PageID, ce.psid)
-	err := g.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalMessengerEvents, workflows.MessengerEventsSignal{Events: rest})
+	err = g.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalMessengerEvents, workflows.MessengerEventsSignal{Events: rest})
 	var nf *serviceerror.NotFound
-	if !errors.As(err, &nf) {
-		if err != nil {
-			return fmt.Errorf("signal %s (%d events): %w", id, len(rest), err)
-		}
-		return nil
+	if errors.As(err, &nf) {
+		// No conversation runs: nothing here is work for an agent.
+		return outside(rest)
 	}
-	// No conversation runs: nothing here is work for an agent.
-	in := activities.OutsideInput{PageRef: ce.page.ID, AccountID: ce.page.AccountID, FacebookPageID: ce.page.PageID,
-		PSID: ce.psid, WorkflowID: id, Events: rest}
-	if err := activities.RecordOutside(ctx, g.opts.Store, g.log, in); err != nil {
-		return fmt.Errorf("record %d events of %s outside a conversation: %w", len(rest), id, err)
+	if err != nil {
+		return fmt.Errorf("signal %s (%d events): %w", id, len(rest), err)
 	}
 	return nil
 }

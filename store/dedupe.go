@@ -2,41 +2,45 @@ package store
 
 import (
 	"context"
+	"slices"
 )
 
-// RecordedDedupeKeys returns which of keys are already recorded in the
-// customer's transcript (Meta's retries of recorded events).
-func (s *Store) RecordedDedupeKeys(ctx context.Context, fbPageID, psid string, keys []string) (_ []string, err error) {
-	defer wrap(&err, "store.RecordedDedupeKeys(%q, %q)", fbPageID, psid)
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	args := []any{fbPageID, psid}
-	for _, k := range keys {
-		args = append(args, k)
-	}
-	var out []string
-	err = list(ctx, s.db, &out, `
-		SELECT dedupe_key FROM messages
-		WHERE facebook_page_id = ? AND psid = ? AND dedupe_key IN (`+placeholders(len(keys))+`)`, args...)
-	return out, err
+// UnrecordedDedupeKeys returns, in their order, the keys that no message of
+// the customer's transcript holds: Meta's retries of recorded events are
+// not news.
+func (s *Store) UnrecordedDedupeKeys(ctx context.Context, fbPageID, psid string, keys []string) (_ []string, err error) {
+	defer wrap(&err, "store.UnrecordedDedupeKeys(%q, %q)", fbPageID, psid)
+	return s.unheld(ctx, "dedupe_key", fbPageID, psid, keys)
 }
 
-// MIDsRecorded returns which of Meta's message ids are already held by a
-// message of the customer's transcript: a lookup on Meta's side must not
-// take another message's mid for the one it looks for.
-func (s *Store) MIDsRecorded(ctx context.Context, fbPageID, psid string, mids []string) (_ []string, err error) {
-	defer wrap(&err, "store.MIDsRecorded(%q, %q)", fbPageID, psid)
-	if len(mids) == 0 {
+// UnheldMIDs returns, in their order, the Meta message ids that no message
+// of the customer's transcript holds: a lookup on Meta's side must not take
+// another message's mid for the one it looks for.
+func (s *Store) UnheldMIDs(ctx context.Context, fbPageID, psid string, mids []string) (_ []string, err error) {
+	defer wrap(&err, "store.UnheldMIDs(%q, %q)", fbPageID, psid)
+	return s.unheld(ctx, "mid", fbPageID, psid, mids)
+}
+
+// unheld filters values by column, one of the constants above.
+func (s *Store) unheld(ctx context.Context, column, fbPageID, psid string, values []string) ([]string, error) {
+	if len(values) == 0 {
 		return nil, nil
 	}
 	args := []any{fbPageID, psid}
-	for _, m := range mids {
-		args = append(args, m)
+	for _, v := range values {
+		args = append(args, v)
+	}
+	var held []string
+	if err := list(ctx, s.db, &held, `
+		SELECT `+column+` FROM messages
+		WHERE facebook_page_id = ? AND psid = ? AND `+column+` IN (`+placeholders(len(values))+`)`, args...); err != nil {
+		return nil, err
 	}
 	var out []string
-	err = list(ctx, s.db, &out, `
-		SELECT mid FROM messages
-		WHERE facebook_page_id = ? AND psid = ? AND mid IN (`+placeholders(len(mids))+`)`, args...)
-	return out, err
+	for _, v := range values {
+		if !slices.Contains(held, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }

@@ -46,11 +46,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 			return c.failed(ctx, res, 0, 0, "not sent: "+m.Reason)
 		}
 		res.MessagingType, res.Tag = m.MessagingType, m.Tag
-		in := activities.SendInput{
-			MessageID: id, PageRef: c.in.PageRef, FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID,
-			Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
-			MessagingType: res.MessagingType, Tag: res.Tag,
-		}
+		in := c.sendInput(p, res)
 		if firstTry.IsZero() {
 			firstTry = workflow.Now(ctx).UTC()
 		}
@@ -66,7 +62,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 		if err != nil {
 			var ae *temporal.ApplicationError
 			switch {
-			case asApplicationError(err, &ae) && ae.Type() == activities.SendNotAttemptedErrorType:
+			case errors.As(err, &ae) && ae.Type() == activities.SendNotAttemptedErrorType:
 				// Meta was not called: retry as any activity, without
 				// counting it as an attempt at Meta.
 				notAttempted++
@@ -74,7 +70,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 					return res, err
 				}
 				continue
-			case asApplicationError(err, &ae) && ae.Type() == activities.SendImpossibleErrorType:
+			case errors.As(err, &ae) && ae.Type() == activities.SendImpossibleErrorType:
 				return c.failed(ctx, res, 0, 0, "not sent: "+ae.Message())
 			}
 			// Timed out, or the worker died during the call: Meta may hold it.
@@ -117,8 +113,13 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 	}
 }
 
-func asApplicationError(err error, target **temporal.ApplicationError) bool {
-	return errors.As(err, target)
+// sendInput is the Send API call for one message, as res says to send it.
+func (c *conversation) sendInput(p outgoing, res MessageResult) activities.SendInput {
+	return activities.SendInput{
+		MessageID: res.ID, PageRef: c.in.PageRef, FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID,
+		Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
+		MessagingType: res.MessagingType, Tag: res.Tag,
+	}
 }
 
 func (c *conversation) pause(ctx workflow.Context, d time.Duration, summary string) error {

@@ -428,11 +428,7 @@ func (c *conversation) deliver(ctx workflow.Context, p outgoing, e activities.Tr
 			}
 			res.MessagingType, res.Tag = m.MessagingType, m.Tag
 		}
-		in := activities.SendInput{
-			MessageID: id, PageRef: c.in.PageRef, FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID,
-			Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
-			MessagingType: res.MessagingType, Tag: res.Tag,
-		}
+		in := c.sendInput(p, res)
 		var out activities.SendOutcome
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 30 * time.Second,
@@ -457,8 +453,7 @@ func (c *conversation) deliver(ctx workflow.Context, p outgoing, e activities.Tr
 			if attempt >= c.limits.MaxSendAttempts {
 				return c.failed(ctx, res, out.Code, out.Subcode, fmt.Sprintf("gave up after %d attempts: %s", attempt, out.Reason))
 			}
-			pause := workflow.NewTimerWithOptions(ctx, backoff(attempt), workflow.TimerOptions{Summary: "pause before sending again (Meta is throttling)"})
-			if err := pause.Get(ctx, nil); err != nil {
+			if err := c.pause(ctx, backoff(attempt), "pause before sending again (Meta is throttling)"); err != nil {
 				return res, err
 			}
 		default:
