@@ -37,7 +37,7 @@ test: $(TEMPORAL)
 
 # The fault-injection suite alone, with its figures (it also runs in `make test`).
 test-faults: $(TEMPORAL)
-	@set -o pipefail; $(GO) test -count=1 -v ./faults/ 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults_test.go'
+	@set -o pipefail; $(GO) test -count=1 -v ./faults/ 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|_test\.go:[0-9]+:'
 
 test-unit:
 	$(GO) test -count=1 -short ./...

@@ -1,7 +1,7 @@
-// Package faults proves "nothing lost, nothing doubled" against the real
-// Temporal dev server, the real gateway over HTTP and the fake Meta, under
-// duplicated and shuffled webhooks, a Temporal outage, a worker killed
-// mid-send, and a Graph API failing 30% of sends.
+// Package faults proves "nothing lost, nothing doubled, nothing phantom"
+// against the real Temporal dev server, the real gateway over HTTP and the
+// fake Meta, under duplicated and shuffled webhooks, a Temporal outage, a
+// worker killed mid-send, and a Graph API failing 30% of sends.
 package faults
 
 import (
@@ -13,18 +13,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
+
 	"parley/fakemeta"
 	"parley/testenv"
+	"parley/workflows"
 )
 
 const (
@@ -59,40 +58,35 @@ func start(t *testing.T, opts testenv.Options, tag bool) setup {
 	return setup{e: e, page: page, agent: e.CreateAgent("Ada", "ada@example.com")}
 }
 
-func messageEvent(psid, mid, text string, ts int64) json.RawMessage {
-	b, _ := json.Marshal(text) // a string always encodes
-	return json.RawMessage(fmt.Sprintf(`{"sender":{"id":"%s"},"recipient":{"id":"%s"},"timestamp":%d,"message":{"mid":"%s","text":%s}}`, psid, pageID, ts, mid, b))
-}
-
-// post sends one webhook body to the callback as Meta does (signed).
-func post(ctx context.Context, url string, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func messageEvent(t *testing.T, psid, mid, text string, ts int64) json.RawMessage {
+	t.Helper()
+	ev, err := json.Marshal(map[string]any{
+		"sender": map[string]string{"id": psid}, "recipient": map[string]string{"id": pageID},
+		"timestamp": ts, "message": map[string]string{"mid": mid, "text": text},
+	})
 	if err != nil {
-		return 0, err
+		t.Fatal(err)
 	}
-	sig, _ := fakemeta.Sign(body, appSecret)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Hub-Signature-256", sig)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return resp.StatusCode, err
-	}
-	return resp.StatusCode, nil
+	return ev
 }
 
 type message struct {
-	Seq                          int64
-	Sender, Text, Status, MID    string
-	ErrorReason                  string `json:"error_reason"`
-	Direction, Kind, MessagingID string
+	ID           string `json:"id"`
+	Seq          int64  `json:"seq"`
+	Direction    string `json:"direction"`
+	Sender       string `json:"sender"`
+	Kind         string `json:"kind"`
+	MID          string `json:"mid"`
+	Text         string `json:"text"`
+	Status       string `json:"status"`
+	ErrorCode    int    `json:"error_code"`
+	ErrorSubcode int    `json:"error_subcode"`
+	ErrorReason  string `json:"error_reason"`
 }
 
 type conversation struct {
-	ID, State string
+	ID    string `json:"id"`
+	State string `json:"state"`
 }
 
 func conversationsOf(t *testing.T, e *testenv.Env, psid string) []conversation {
@@ -107,22 +101,6 @@ func transcript(t *testing.T, e *testenv.Env, convID string) []message {
 	var out struct{ Data []message }
 	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+convID+"/messages?limit=1000", nil, &out)
 	return out.Data
-}
-
-// customerTexts are the customer's messages of every conversation of psid.
-func customerTexts(t *testing.T, e *testenv.Env, psid string) []string {
-	t.Helper()
-	var texts []string
-	cs := conversationsOf(t, e, psid)
-	slices.Reverse(cs) // oldest first
-	for _, c := range cs {
-		for _, m := range transcript(t, e, c.ID) {
-			if m.Sender == "customer" {
-				texts = append(texts, m.Text)
-			}
-		}
-	}
-	return texts
 }
 
 func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
@@ -140,40 +118,117 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool,
 	}
 }
 
-// checkOrderedOnce waits until each customer's transcript holds exactly
-// want[psid], in order, once.
-func checkOrderedOnce(t *testing.T, e *testenv.Env, want map[string][]string) {
+// settle is how long a result must hold once reached: a late duplicate
+// (a resend, a redelivery processed late) would show within it.
+const settle = 2 * time.Second
+
+// waitStable is waitFor, then cond must still hold after settle.
+func waitStable(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	waitFor(t, what, within, cond)
+	time.Sleep(settle)
+	if ok, last := cond(); !ok {
+		t.Fatalf("%s: true, then no longer %s later: %s", what, settle, last)
+	}
+}
+
+// transcriptProblem says what is wrong with psid's record, "" when it is
+// exactly one conversation whose seqs run 1, 2, 3... without a gap or a
+// repeat, holding the customer's texts want in order, each mid once.
+func transcriptProblem(t *testing.T, e *testenv.Env, psid string, want []string) string {
+	t.Helper()
+	cs := conversationsOf(t, e, psid)
+	if len(cs) != 1 {
+		return fmt.Sprintf("%s: %d conversations %v, want 1", psid, len(cs), cs)
+	}
+	msgs := transcript(t, e, cs[0].ID)
+	var texts, mids, detail []string
+	for i, m := range msgs {
+		detail = append(detail, fmt.Sprintf("%d:%s:%s", m.Seq, m.Sender, m.Text))
+		if m.Seq != int64(i+1) {
+			return fmt.Sprintf("%s: seqs not 1..n without gaps or repeats: %v", psid, detail)
+		}
+		if m.Sender == "customer" {
+			texts = append(texts, m.Text)
+			mids = append(mids, m.MID)
+		}
+	}
+	if !slices.Equal(texts, want) {
+		return fmt.Sprintf("%s: customer texts %q, want %q (transcript %v)", psid, texts, want, detail)
+	}
+	slices.Sort(mids)
+	if len(slices.Compact(mids)) != len(want) {
+		return fmt.Sprintf("%s: a mid recorded twice or missing: %v", psid, detail)
+	}
+	return ""
+}
+
+// checkTranscripts waits (bounded) until every customer's record is right
+// (see transcriptProblem); it returns how many messages it holds in all.
+func checkTranscripts(t *testing.T, e *testenv.Env, want map[string][]string, within time.Duration) int {
 	t.Helper()
 	psids := make([]string, 0, len(want))
-	for p := range want {
+	total := 0
+	for p, texts := range want {
 		psids = append(psids, p)
+		total += len(texts)
 	}
 	slices.Sort(psids)
-	for _, psid := range psids {
-		waitFor(t, "transcript of "+psid, 60*time.Second, func() (bool, string) {
-			got := customerTexts(t, e, psid)
-			if slices.Equal(got, want[psid]) {
-				return true, ""
+	waitStable(t, "every customer's transcript exactly once, in order", within, func() (bool, string) {
+		var problems []string
+		for _, psid := range psids {
+			if p := transcriptProblem(t, e, psid, want[psid]); p != "" {
+				problems = append(problems, p)
 			}
-			var detail []string
-			for _, c := range conversationsOf(t, e, psid) {
-				var seqs []string
-				for _, m := range transcript(t, e, c.ID) {
-					seqs = append(seqs, fmt.Sprintf("%d:%s:%s", m.Seq, m.MID, m.Text))
-				}
-				detail = append(detail, fmt.Sprintf("conversation %s (%s): %v", c.ID, c.State, seqs))
-			}
-			return false, strings.Join(detail, "; ")
-		})
+		}
+		if len(problems) > 3 {
+			problems = append(problems[:3], fmt.Sprintf("and %d more", len(problems)-3))
+		}
+		return len(problems) == 0, strings.Join(problems, "; ")
+	})
+	return total
+}
+
+// receiptEvent is a delivery or read receipt from psid (kind "delivery"
+// or "read") with watermark ts.
+func receiptEvent(t *testing.T, psid, kind string, ts int64) json.RawMessage {
+	t.Helper()
+	ev, err := json.Marshal(map[string]any{
+		"sender": map[string]string{"id": psid}, "recipient": map[string]string{"id": pageID},
+		"timestamp": ts, kind: map[string]int64{"watermark": ts},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return ev
+}
+
+// noConversation says what exists for psid that should not: a
+// conversation, or a conversation workflow.
+func noConversation(t *testing.T, e *testenv.Env, psid string) string {
+	t.Helper()
+	if cs := conversationsOf(t, e, psid); len(cs) != 0 {
+		return fmt.Sprintf("%s: %d phantom conversations %v", psid, len(cs), cs)
+	}
+	id := workflows.ConversationWorkflowID(pageID, psid)
+	_, err := e.Temporal().DescribeWorkflowExecution(t.Context(), id, "")
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) {
+		return fmt.Sprintf("%s: workflow %s: %v, want not found", psid, id, err)
+	}
+	return ""
 }
 
 // 1. Every webhook of a 300-message, 30-customer run delivered three times,
 // shuffled within Meta's ordering guarantees (a customer's messages arrive
-// in order the first time; the copies come any time later, some at once).
+// in order the first time; the copies come any time later, interleaved
+// across customers, some at the same moment as other POSTs). Receipts of
+// people with no conversation, three times each too, open nothing. Then a
+// third of the conversations close and Meta, still retrying, sends every
+// message once more: nothing reopens, nothing doubles.
 func TestEveryWebhookThreeTimesShuffled(t *testing.T) {
 	s := start(t, testenv.Options{TemporalInMemory: true}, false)
-	const customers, perCustomer = 30, 10
+	const customers, perCustomer, receiptOnly = 30, 10, 5
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(6, 300))
 	want := map[string][]string{}
@@ -181,23 +236,35 @@ func TestEveryWebhookThreeTimesShuffled(t *testing.T) {
 		body []byte
 		copy bool // a redelivery of an earlier POST
 	}
-	plans := make([][]delivery, customers)
+	plans := make([][]delivery, customers+receiptOnly)
+	var firsts [][]byte // every body once, for Meta's late retries
 	base := time.Now().UnixMilli()
-	for c := range customers {
-		psid := fmt.Sprintf("3000000000%05d", c)
+	psidOf := func(c int) string { return fmt.Sprintf("3000000000%05d", c) }
+	for c := range customers + receiptOnly {
+		psid := psidOf(c)
+		var events []json.RawMessage
+		if c < customers {
+			for i := range perCustomer {
+				text := fmt.Sprintf("customer %d message %d", c, i)
+				want[psid] = append(want[psid], text)
+				events = append(events, messageEvent(t, psid, fmt.Sprintf("m_%d_%d", c, i), text, base+int64(i)))
+			}
+		} else {
+			for i := range 3 {
+				events = append(events, receiptEvent(t, psid, "delivery", base+int64(i)), receiptEvent(t, psid, "read", base+int64(i)))
+			}
+		}
 		var bodies [][]byte
-		for i := range perCustomer {
-			text := fmt.Sprintf("customer %d message %d", c, i)
-			want[psid] = append(want[psid], text)
-			body, err := fakemeta.BuildEnvelope(fakemeta.Entry{PageID: pageID, Time: base, Messaging: []json.RawMessage{
-				messageEvent(psid, fmt.Sprintf("m_%d_%d", c, i), text, base+int64(i)),
-			}})
+		for i, ev := range events {
+			body, err := fakemeta.BuildEnvelope(fakemeta.Entry{PageID: pageID, Time: base + int64(i), Messaging: []json.RawMessage{ev}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			bodies = append(bodies, body)
 		}
-		// First copies in order; each of the two other copies anywhere after.
+		firsts = append(firsts, bodies...)
+		// First copies in order; each of the two other copies anywhere
+		// after its first.
 		var plan []delivery
 		for _, b := range bodies {
 			plan = append(plan, delivery{b, false})
@@ -215,35 +282,94 @@ func TestEveryWebhookThreeTimesShuffled(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
-	var posts int
-	for c := range customers {
+	posts, concurrent := 0, 0
+	deliver := func(body []byte) {
+		st, err := s.e.Meta.DeliverRaw(ctx, appID, body)
+		mu.Lock()
+		defer mu.Unlock()
+		posts++
+		statuses[st]++
+		if err != nil {
+			t.Errorf("POST: %v", err)
+		}
+	}
+	for c := range plans {
 		wg.Go(func() {
 			for i, d := range plans[c] {
-				send := func() {
-					st, err := post(ctx, s.page.CallbackURL, d.body)
+				if d.copy && i%3 == 0 { // some copies at the same moment as the next POSTs
 					mu.Lock()
-					defer mu.Unlock()
-					posts++
-					statuses[st]++
-					if err != nil {
-						t.Errorf("POST: %v", err)
-					}
-				}
-				if d.copy && i%3 == 0 { // some copies at the same moment as the next POST
-					wg.Go(send)
+					concurrent++
+					mu.Unlock()
+					wg.Go(func() { deliver(d.body) })
 					continue
 				}
-				send()
+				deliver(d.body)
 			}
 		})
 	}
 	wg.Wait()
-	t.Logf("%d webhook POSTs (300 messages x 3) for %d customers in %s: statuses %v", posts, customers, time.Since(started).Round(time.Millisecond), statuses)
-	if statuses[http.StatusOK] != posts {
-		t.Errorf("statuses %v, want all 200", statuses)
+	wantPosts := 3 * (customers*perCustomer + receiptOnly*6)
+	t.Logf("%d webhook POSTs (%d messages and %d receipts of %d people without a conversation, x 3) in %s, %d copies concurrent with other POSTs: statuses %v",
+		posts, customers*perCustomer, receiptOnly*6, receiptOnly, time.Since(started).Round(time.Millisecond), concurrent, statuses)
+	if posts != wantPosts || statuses[http.StatusOK] != posts {
+		t.Errorf("%d POSTs, statuses %v: want %d, all 200", posts, statuses, wantPosts)
 	}
-	checkOrderedOnce(t, s.e, want)
-	t.Logf("each of the 300 messages recorded exactly once, in order, %s after the first POST", time.Since(started).Round(time.Millisecond))
+	n := checkTranscripts(t, s.e, want, 90*time.Second)
+	t.Logf("each of the %d messages recorded exactly once, in order, seqs without gaps, one conversation per customer, %s after the first POST",
+		n, time.Since(started).Round(time.Millisecond))
+	for c := customers; c < customers+receiptOnly; c++ {
+		if p := noConversation(t, s.e, psidOf(c)); p != "" {
+			t.Error(p)
+		}
+	}
+
+	// Meta keeps retrying for hours: a third of the conversations close,
+	// then every message comes once more.
+	closed := 0
+	for c := range customers / 3 {
+		cs := conversationsOf(t, s.e, psidOf(c))
+		var out conversation
+		s.e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+cs[0].ID+"/close", nil, &out)
+		closed++
+	}
+	waitFor(t, "the conversations closed", 30*time.Second, func() (bool, string) {
+		for c := range customers / 3 {
+			if cs := conversationsOf(t, s.e, psidOf(c)); len(cs) != 1 || cs[0].State != "closed" {
+				return false, fmt.Sprintf("%s: %v", psidOf(c), cs)
+			}
+		}
+		return true, ""
+	})
+	late := time.Now()
+	posts, statuses = 0, map[int]int{}
+	rng.Shuffle(len(firsts), func(i, j int) { firsts[i], firsts[j] = firsts[j], firsts[i] })
+	for part := range 4 {
+		wg.Go(func() {
+			for i := part; i < len(firsts); i += 4 {
+				deliver(firsts[i])
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d conversations closed, then every webhook once more (%d POSTs, shuffled, 4 at a time) in %s: statuses %v",
+		closed, posts, time.Since(late).Round(time.Millisecond), statuses)
+	if statuses[http.StatusOK] != len(firsts) {
+		t.Errorf("late copies: statuses %v, want %d x 200", statuses, len(firsts))
+	}
+	checkTranscripts(t, s.e, want, 30*time.Second)
+	for c := range customers / 3 {
+		if cs := conversationsOf(t, s.e, psidOf(c)); len(cs) != 1 || cs[0].State != "closed" {
+			t.Errorf("%s after Meta's late copies: %v, want its one conversation, closed", psidOf(c), cs)
+		}
+	}
+	for c := customers; c < customers+receiptOnly; c++ {
+		if p := noConversation(t, s.e, psidOf(c)); p != "" {
+			t.Error(p)
+		}
+	}
+	if !t.Failed() {
+		t.Logf("after Meta's late copies: still one conversation per customer (%d closed stay closed), no message doubled, none for the %d receipt-only people", closed, receiptOnly)
+	}
 }
 
 // metaDelivers delivers one event as Meta does: again and again, with
@@ -252,6 +378,7 @@ func metaDelivers(ctx context.Context, fake *fakemeta.Server, ev json.RawMessage
 	status, _ := fake.Deliver(ctx, pageID, ev)
 	attempts = 1
 	gap := 100 * time.Millisecond
+	id := -1
 	for status != http.StatusOK {
 		select {
 		case <-ctx.Done():
@@ -259,14 +386,15 @@ func metaDelivers(ctx context.Context, fake *fakemeta.Server, ev json.RawMessage
 		case <-time.After(gap):
 		}
 		gap = min(2*gap, time.Second)
-		id := -1
-		for _, d := range fake.Deliveries() {
-			if bytes.Contains(d.Body, []byte(mid)) && d.Status != http.StatusOK {
-				id = d.ID
-			}
-		}
 		if id < 0 {
-			return attempts, fmt.Errorf("no failed delivery of %s", mid)
+			for _, d := range fake.Deliveries() {
+				if bytes.Contains(d.Body, []byte(mid)) {
+					id = d.ID
+				}
+			}
+			if id < 0 {
+				return attempts, fmt.Errorf("no delivery of %s", mid)
+			}
 		}
 		status, _ = fake.Redeliver(ctx, id)
 		attempts++
@@ -278,7 +406,7 @@ func metaDelivers(ctx context.Context, fake *fakemeta.Server, ev json.RawMessage
 // database: the gateway answers 503 meanwhile, Meta redelivers, nothing is
 // lost or doubled.
 func TestTemporalRestartMidRun(t *testing.T) {
-	s := start(t, testenv.Options{}, false)
+	s := start(t, testenv.Options{Config: fastSends}, false)
 	const customers, perCustomer = 20, 6
 	ctx := t.Context()
 	want := map[string][]string{}
@@ -286,6 +414,13 @@ func TestTemporalRestartMidRun(t *testing.T) {
 	var mu sync.Mutex
 	retried, extra := 0, 0
 	delivered := make(chan struct{}, customers*perCustomer)
+	// Meanwhile an agent replies in other conversations, retrying each
+	// reply with its Idempotency-Key until it is accepted.
+	convs := openConversations(t, s, "3110000000", 5)
+	const perConversation = 6
+	replyCodes := map[int]int{}
+	var spans [][2]time.Time // each reply's request(s), first to last answer
+	started := time.Now()
 	for c := range customers {
 		psid := fmt.Sprintf("3100000000%05d", c)
 		for i := range perCustomer {
@@ -294,7 +429,7 @@ func TestTemporalRestartMidRun(t *testing.T) {
 		wg.Go(func() {
 			for i := range perCustomer {
 				mid := fmt.Sprintf("m_r_%d_%d", c, i)
-				n, err := metaDelivers(ctx, s.e.Meta, messageEvent(psid, mid, fmt.Sprintf("c%d m%d", c, i), time.Now().UnixMilli()), mid)
+				n, err := metaDelivers(ctx, s.e.Meta, messageEvent(t, psid, mid, fmt.Sprintf("c%d m%d", c, i), time.Now().UnixMilli()), mid)
 				if err != nil {
 					t.Error(err)
 					return
@@ -312,27 +447,110 @@ func TestTemporalRestartMidRun(t *testing.T) {
 	}
 	// Stop Temporal once a third of the messages went through.
 	for range customers * perCustomer / 3 {
-		<-delivered
+		select {
+		case <-delivered:
+		case <-time.After(60 * time.Second):
+			t.Fatal("the first third of the messages did not go through within a minute")
+		}
+	}
+	// The replies: one per conversation every 700 ms, from now on, so
+	// that some meet the outage.
+	for psid, id := range convs {
+		wg.Go(func() {
+			for i := range perConversation {
+				from := time.Now()
+				codes, err := replyUntilAccepted(ctx, s.e, s.agent.Key, id, fmt.Sprintf("%s reply %d", psid, i))
+				mu.Lock()
+				for c, n := range codes {
+					replyCodes[c] += n
+				}
+				spans = append(spans, [2]time.Time{from, time.Now()})
+				mu.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(700 * time.Millisecond)
+			}
+		})
 	}
 	stopped := time.Now()
 	s.e.StopTemporal()
 	time.Sleep(2 * time.Second)
 	s.e.StartTemporal()
-	t.Logf("Temporal down for %s", time.Since(stopped).Round(100*time.Millisecond))
+	restarted := time.Now()
+	down := restarted.Sub(stopped)
 	wg.Wait()
-	var s503 int
+	attempts := map[int]int{}
 	for _, d := range s.e.Meta.Deliveries() {
 		for _, st := range d.Statuses {
-			if st == http.StatusServiceUnavailable {
-				s503++
-			}
+			attempts[st]++
+		}
+		if d.Status != http.StatusOK {
+			t.Errorf("delivery %d ended with HTTP %d after %d attempts", d.ID, d.Status, d.Attempts)
 		}
 	}
-	t.Logf("%d messages from %d customers: %d needed Meta's redelivery (%d extra attempts, %d answered 503)", customers*perCustomer, customers, retried, extra, s503)
-	if s503 == 0 {
+	t.Logf("%d messages from %d customers, Temporal down for %s: %d needed Meta's redelivery (%d extra attempts); attempts by status %v",
+		customers*perCustomer, customers, down.Round(100*time.Millisecond), retried, extra, attempts)
+	if attempts[http.StatusServiceUnavailable] == 0 {
 		t.Errorf("no 503 while Temporal was down: the outage did not hit the run")
 	}
-	checkOrderedOnce(t, s.e, want)
+	for st, n := range attempts {
+		if st != http.StatusOK && st != http.StatusServiceUnavailable {
+			t.Errorf("%d attempts answered %d: while Temporal is down the gateway must answer 503, else 200", n, st)
+		}
+	}
+	checkTranscripts(t, s.e, want, 90*time.Second)
+	t.Logf("each of the %d messages recorded exactly once, in order, seqs without gaps, %s after the first POST",
+		customers*perCustomer, time.Since(started).Round(100*time.Millisecond))
+	replies := len(convs) * perConversation
+	byText := settled(t, s.e, convs, replies, nil)
+	held := heldByMeta(s.e)
+	once := 0
+	for text, m := range byText {
+		if !isSent(m.Status) || len(held[text]) != 1 || m.MID != held[text][0].MessageID {
+			t.Errorf("reply %q: %s (%q, mid %q), Meta holds it %d times %v; want sent exactly once", text, m.Status, m.ErrorReason, m.MID, len(held[text]), midsOf(held[text]))
+			continue
+		}
+		once++
+	}
+	met, longest := 0, time.Duration(0)
+	for _, sp := range spans {
+		if sp[0].Before(restarted) && sp[1].After(stopped) {
+			met++
+			longest = max(longest, sp[1].Sub(sp[0]))
+		}
+	}
+	t.Logf("%d agent replies, %d of them asked while Temporal was down (the longest answered after %s; answers, retries included: %v): %d sent exactly once",
+		replies, met, longest.Round(100*time.Millisecond), replyCodes, once)
+	if met == 0 {
+		t.Errorf("no reply met the outage: the replies part proved nothing")
+	}
+}
+
+// replyUntilAccepted sends a reply as a client does: again, with the same
+// Idempotency-Key, while Parley answers 503 or not at all, until 201
+// (bounded). It returns the answers it got.
+func replyUntilAccepted(ctx context.Context, e *testenv.Env, key, convID, text string) (map[int]int, error) {
+	codes := map[int]int{}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st, err := reply(ctx, e, key, convID, text)
+		codes[st]++
+		switch {
+		case st == http.StatusCreated:
+			return codes, nil
+		case st != http.StatusServiceUnavailable && st != 0:
+			return codes, err
+		case time.Now().After(deadline):
+			return codes, fmt.Errorf("reply %q not accepted within 90s: %v", text, err)
+		}
+		select {
+		case <-ctx.Done():
+			return codes, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // reply sends an agent's reply; it returns the HTTP status.
@@ -353,10 +571,38 @@ func reply(ctx context.Context, e *testenv.Env, key, convID, text string) (int, 
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
 		return resp.StatusCode, err
 	}
+	if resp.StatusCode != http.StatusCreated {
+		return resp.StatusCode, fmt.Errorf("reply %q: HTTP %d: %s", text, resp.StatusCode, raw)
+	}
 	return resp.StatusCode, nil
+}
+
+// sendReplies has the agent send perConversation replies in each
+// conversation (one after the other there, conversations in parallel);
+// it returns the HTTP statuses.
+func sendReplies(ctx context.Context, t *testing.T, s setup, convs map[string]string, perConversation int) map[int]int {
+	var wg sync.WaitGroup
+	codes := map[int]int{}
+	var mu sync.Mutex
+	for psid, id := range convs {
+		wg.Go(func() {
+			for i := range perConversation {
+				st, err := reply(ctx, s.e, s.agent.Key, id, fmt.Sprintf("%s reply %d", psid, i))
+				mu.Lock()
+				codes[st]++
+				mu.Unlock()
+				if err != nil && ctx.Err() == nil { // not the test ending
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return codes
 }
 
 // openConversations has n customers write, and assigns their
@@ -381,11 +627,16 @@ func openConversations(t *testing.T, s setup, prefix string, n int) map[string]s
 }
 
 // settled waits until no reply is pending, and returns every agent
-// message by text.
-func settled(t *testing.T, e *testenv.Env, convs map[string]string, replies int) map[string]message {
+// message by text. alive (may be nil) says why waiting is pointless.
+func settled(t *testing.T, e *testenv.Env, convs map[string]string, replies int, alive func() error) map[string]message {
 	t.Helper()
 	var byText map[string]message
-	waitFor(t, "every reply settled", 120*time.Second, func() (bool, string) {
+	waitStable(t, "every reply settled", 120*time.Second, func() (bool, string) {
+		if alive != nil {
+			if err := alive(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		byText = map[string]message{}
 		pending := 0
 		for _, id := range convs {
@@ -402,25 +653,83 @@ func settled(t *testing.T, e *testenv.Env, convs map[string]string, replies int)
 				}
 			}
 		}
-		return len(byText) == replies && pending == 0, fmt.Sprintf("%d recorded, %d pending", len(byText), pending)
+		return len(byText) == replies && pending == 0, fmt.Sprintf("%d of %d recorded, %d pending", len(byText), replies, pending)
 	})
 	return byText
 }
 
-// heldByMeta counts the page's messages Meta holds, by text.
-func heldByMeta(e *testenv.Env) map[string]int {
-	held := map[string]int{}
+// heldByMeta lists the page's messages Meta holds, by text.
+func heldByMeta(e *testenv.Env) map[string][]fakemeta.SentMessage {
+	held := map[string][]fakemeta.SentMessage{}
 	for _, m := range e.Meta.Sent(pageID, "") {
-		held[m.Text]++
+		held[m.Text] = append(held[m.Text], m)
 	}
 	return held
+}
+
+// midsOf lists the message ids Meta gave.
+func midsOf(ms []fakemeta.SentMessage) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.MessageID)
+	}
+	return out
+}
+
+// outOfOrder counts, per customer, the replies Meta got before an earlier
+// reply of the same agent to that customer (a figure, not a rule here).
+func outOfOrder(e *testenv.Env) int {
+	n := 0
+	last := map[string]int{}
+	for _, m := range e.Meta.Sent(pageID, "") {
+		var i int
+		if _, err := fmt.Sscanf(m.Text[strings.LastIndex(m.Text, " ")+1:], "%d", &i); err != nil {
+			continue
+		}
+		if prev, ok := last[m.PSID]; ok && i < prev {
+			n++
+		}
+		last[m.PSID] = max(last[m.PSID], i)
+	}
+	return n
+}
+
+func isSent(status string) bool {
+	return status == "sent" || status == "delivered" || status == "read"
 }
 
 // 4. The Graph API fails 30% of sends with a mix of 613, code 2, dropped
 // connections after accepting, and 10/2018278: every reply ends sent
 // exactly once or failed with its reason; none stays pending.
+// Twice: with echoes, and without them (then only a look at Meta's side
+// tells whether a send whose connection dropped got there).
 func TestGraphAPIFailing30Percent(t *testing.T) {
+	for _, echoes := range []bool{true, false} {
+		t.Run(map[bool]string{true: "echoes", false: "no_echoes"}[echoes], func(t *testing.T) {
+			graphAPIFailing30Percent(t, echoes)
+		})
+	}
+}
+
+// withoutEchoes unsubscribes Parley's webhook from message_echoes.
+func withoutEchoes(t *testing.T, s setup) {
+	t.Helper()
+	var fields []string
+	for _, f := range fakemeta.MessagingFields() {
+		if f != "message_echoes" {
+			fields = append(fields, f)
+		}
+	}
+	if err := s.e.Meta.SetWebhook(t.Context(), appID, s.page.CallbackURL, s.page.VerifyToken, fields); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func graphAPIFailing30Percent(t *testing.T, echoes bool) {
 	s := start(t, testenv.Options{TemporalInMemory: true, Config: fastSends}, false)
+	if !echoes {
+		withoutEchoes(t, s)
+	}
 	convs := openConversations(t, s, "3200000000", 10)
 	const perConversation = 4
 	replies := len(convs) * perConversation
@@ -431,36 +740,22 @@ func TestGraphAPIFailing30Percent(t *testing.T) {
 		s.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: 10, Subcode: 2018278})
 		s.e.Meta.FailAfterAccept(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID})
 	}
-	ctx := t.Context()
 	started := time.Now()
-	var wg sync.WaitGroup
-	codes := map[int]int{}
-	var mu sync.Mutex
-	for psid, id := range convs {
-		wg.Go(func() {
-			for i := range perConversation {
-				st, err := reply(ctx, s.e, s.agent.Key, id, fmt.Sprintf("%s reply %d", psid, i))
-				mu.Lock()
-				codes[st]++
-				mu.Unlock()
-				if err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	byText := settled(t, s.e, convs, replies)
+	codes := sendReplies(t.Context(), t, s, convs, perConversation)
+	byText := settled(t, s.e, convs, replies, nil)
 	held := heldByMeta(s.e)
 	sent, failed := 0, 0
 	for text, m := range byText {
 		switch {
-		case (m.Status == "sent" || m.Status == "delivered" || m.Status == "read") && held[text] == 1:
+		case isSent(m.Status) && len(held[text]) == 1 && m.MID == held[text][0].MessageID:
 			sent++
-		case m.Status == "failed" && m.ErrorReason != "" && held[text] == 0:
+		case m.Status == "failed" && m.ErrorReason != "" && len(held[text]) == 0:
 			failed++
+			if m.ErrorCode != 10 || m.ErrorSubcode != 2018278 {
+				t.Errorf("reply %q failed with %d/%d (%q), want Meta's 10/2018278", text, m.ErrorCode, m.ErrorSubcode, m.ErrorReason)
+			}
 		default:
-			t.Errorf("reply %q: %s (%q), Meta holds it %d times", text, m.Status, m.ErrorReason, held[text])
+			t.Errorf("reply %q: %s (%q, mid %q), Meta holds it %d times %v", text, m.Status, m.ErrorReason, m.MID, len(held[text]), midsOf(held[text]))
 		}
 	}
 	var sendCalls int
@@ -469,160 +764,9 @@ func TestGraphAPIFailing30Percent(t *testing.T) {
 			sendCalls++
 		}
 	}
-	t.Logf("%d replies, 12 injected failures (3x613, 3x code 2, 3x dropped after accept, 3x 10/2018278): %d sent exactly once, %d failed with a reason, 0 pending; %d Send API calls; HTTP %v; settled in %s",
-		replies, sent, failed, sendCalls, codes, time.Since(started).Round(100*time.Millisecond))
+	t.Logf("echoes %t: %d replies, 12 injected failures (3x613, 3x code 2, 3x dropped after accept, 3x 10/2018278): %d sent exactly once (Parley's mid = Meta's), %d failed with a reason, 0 pending; %d Send API calls; %d replies reached Meta after a later one of the same conversation; HTTP %v; settled in %s",
+		echoes, replies, sent, failed, sendCalls, outOfOrder(s.e), codes, time.Since(started).Round(100*time.Millisecond))
 	if failed != 3 {
 		t.Errorf("%d replies failed, want the 3 refused as outside the window (the tag is off)", failed)
 	}
-}
-
-// parleyBin is the parley binary, for a worker in its own process.
-var parleyBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "parley-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	parleyBin = filepath.Join(dir, "parley")
-	if out, err := exec.Command("go", "build", "-o", parleyBin, "../cmd/parley").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build parley: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := os.RemoveAll(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-// workerProcess is `parley worker` in its own process, killable for real.
-type workerProcess struct {
-	t   *testing.T
-	env []string
-	cmd *exec.Cmd
-	out *bytes.Buffer
-}
-
-func (w *workerProcess) start() {
-	w.t.Helper()
-	w.out = &bytes.Buffer{}
-	w.cmd = exec.Command(parleyBin, "worker")
-	w.cmd.Env = w.env
-	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
-	if err := w.cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// kill is SIGKILL: no cleanup, no graceful shutdown.
-func (w *workerProcess) kill() {
-	w.t.Helper()
-	if err := w.cmd.Process.Kill(); err != nil {
-		w.t.Fatal(err)
-	}
-	err := w.cmd.Wait()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		w.t.Fatal(err)
-	}
-}
-
-// 3. The worker killed (SIGKILL) mid-conversation, during sends, and
-// restarted: every reply sent exactly once.
-func TestWorkerKilledDuringSends(t *testing.T) {
-	cfg := map[string]string{}
-	for k, v := range fastSends {
-		cfg[k] = v
-	}
-	s := start(t, testenv.Options{TemporalInMemory: true, NoWorker: true, Config: cfg}, false)
-	// Between the worker and Meta: Send API calls take 400 ms, so that a
-	// kill lands while one is in flight (reached Meta or not).
-	inFlight := make(chan struct{}, 1)
-	var aborted atomic.Int64
-	proxy := newSlowProxy(t, s.e.MetaURL, 400*time.Millisecond, inFlight, &aborted)
-	env := append(s.e.ProcessEnv(), "PARLEY_GRAPH_API_URL="+proxy, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
-	w := &workerProcess{t: t, env: env}
-	w.start()
-	t.Cleanup(func() {
-		if w.cmd.ProcessState == nil {
-			w.kill()
-		}
-	})
-	// Without message_echoes (an admin's choice, or Meta dropping it): only
-	// a look at Meta's side can tell whether an unanswered send got there.
-	var fields []string
-	for _, f := range fakemeta.MessagingFields() {
-		if f != "message_echoes" {
-			fields = append(fields, f)
-		}
-	}
-	if err := s.e.Meta.SetWebhook(t.Context(), appID, s.page.CallbackURL, s.page.VerifyToken, fields); err != nil {
-		t.Fatal(err)
-	}
-	convs := openConversations(t, s, "3300000000", 6)
-	const perConversation = 4
-	replies := len(convs) * perConversation
-	ctx := t.Context()
-	var wg sync.WaitGroup
-	codes := map[int]int{}
-	var mu sync.Mutex
-	for psid, id := range convs {
-		wg.Go(func() {
-			for i := range perConversation {
-				st, err := reply(ctx, s.e, s.agent.Key, id, fmt.Sprintf("%s reply %d", psid, i))
-				mu.Lock()
-				codes[st]++
-				mu.Unlock()
-				if err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	kills := 0
-	// Killed before the call reached Meta, then after Meta accepted it but
-	// before the answer came back.
-	for _, after := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond} {
-		for len(inFlight) > 0 { // announcements of calls long answered
-			<-inFlight
-		}
-		select {
-		case <-inFlight: // a Send API call is on its way
-		case <-time.After(60 * time.Second):
-			t.Fatal("no send in flight to kill the worker during")
-		}
-		time.Sleep(after)
-		w.kill()
-		kills++
-		time.Sleep(500 * time.Millisecond)
-		w.start()
-	}
-	wg.Wait()
-	byText := settled(t, s.e, convs, replies)
-	held := heldByMeta(s.e)
-	for text, m := range byText {
-		if m.Status == "failed" || held[text] != 1 {
-			t.Errorf("reply %q: %s (%s), Meta holds it %d times; want sent exactly once", text, m.Status, m.ErrorReason, held[text])
-		}
-	}
-	lookups, sendCalls := 0, 0
-	for _, c := range s.e.Meta.Calls() {
-		switch c.Op {
-		case fakemeta.OpConversations:
-			lookups++
-		case fakemeta.OpSend:
-			sendCalls++
-		}
-	}
-	t.Logf("%d replies across %d conversations, worker SIGKILLed %d times during sends, echoes unsubscribed: every reply sent exactly once (HTTP %v; %d Send API calls reached Meta, %d died before reaching it; %d lookups on Meta's side)", replies, len(convs), kills, codes, sendCalls, aborted.Load(), lookups)
-	if t.Failed() {
-		t.Logf("worker output:\n%s", lastLines(w.out.String(), 40))
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
