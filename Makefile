@@ -45,7 +45,8 @@ test-unit:
 # Gateway acknowledgements per second and latency, next to raw SignalWithStart,
 # against a real dev server.
 bench: $(TEMPORAL)
-	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 20m ./bench/
+	$(GO) test -run '^$$' -bench Gateway -benchtime 2000x -timeout 20m ./bench/
+	$(GO) test -run '^$$' -bench MessageToOffer -benchtime 600x -timeout 20m ./bench/
 
 vet:
 	$(GO) vet ./...

@@ -42,7 +42,9 @@ type RecordTranscriptInput struct {
 	ClosedAt               *time.Time `json:"closed_at,omitempty"`
 	ClosedReason           string     `json:"closed_reason,omitempty"`
 	// Revision orders saves of the conversation: the highest wins.
-	Revision   int64             `json:"revision,omitempty"`
+	Revision int64 `json:"revision,omitempty"`
+	// QueueID is the queue an open conversation waits in (live events).
+	QueueID    string            `json:"queue_id,omitempty"`
 	Entries    []TranscriptEntry `json:"entries,omitempty"`
 	Watermarks []Watermark       `json:"watermarks,omitempty"`
 	// Echoes are Meta's echoes of Parley's own messages: they confirm them
@@ -87,6 +89,8 @@ type Watermark struct {
 // OpenConversationResult links a new conversation to the customer's previous one.
 type OpenConversationResult struct {
 	PreviousConversationID string `json:"previous_conversation_id,omitempty"`
+	// PreviousAgentID is the agent of the previous conversation (keep same agent).
+	PreviousAgentID string `json:"previous_agent_id,omitempty"`
 }
 
 // Conversations persists conversations and their transcripts.
@@ -109,7 +113,7 @@ func (a *Conversations) OpenConversation(ctx context.Context, in RecordTranscrip
 	prev, err := a.Store.LatestConversation(ctx, in.FacebookPageID, in.PSID)
 	switch {
 	case err == nil && prev.ID != in.ConversationID:
-		res.PreviousConversationID = prev.ID
+		res.PreviousConversationID, res.PreviousAgentID = prev.ID, prev.AgentID
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return res, fmt.Errorf("previous conversation: %w", err)
 	}
@@ -148,6 +152,9 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 		if _, err := a.Store.InsertMessages(ctx, rows); err != nil {
 			return fmt.Errorf("record %d messages of conversation %s: %w", len(rows), in.ConversationID, err)
 		}
+		if err := a.Store.AppendEvents(ctx, messageEvents(in, rows)...); err != nil {
+			return fmt.Errorf("live events of conversation %s: %w", in.ConversationID, err)
+		}
 	}
 	for _, e := range in.Echoes {
 		if err := confirmEcho(ctx, a.Store, a.log(), e.MessageID, messenger.Event{MID: e.MID, Timestamp: e.At.UnixMilli()}); err != nil {
@@ -166,12 +173,45 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 	return nil
 }
 
-// SaveConversation writes the conversation's state (transitions).
+// SaveConversation writes the conversation's state (transitions) and
+// tells its agent and its queue's supervisors (live events).
 func (a *Conversations) SaveConversation(ctx context.Context, in RecordTranscriptInput) error {
 	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
 		return fmt.Errorf("save conversation %s: %w", in.ConversationID, err)
 	}
+	ev := store.NewEvent{
+		Type: store.EventConversationState, AgentID: in.AgentID, QueueID: in.QueueID, ConversationID: in.ConversationID,
+		Data: map[string]any{
+			"conversation_id": in.ConversationID, "state": in.State, "agent_id": in.AgentID,
+			"queue_id": in.QueueID, "closed_reason": in.ClosedReason,
+		},
+		DedupeKey: fmt.Sprintf("state/%s/%d", in.ConversationID, in.Revision),
+	}
+	if err := a.Store.AppendEvents(ctx, ev); err != nil {
+		return fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
+	}
 	return nil
+}
+
+// messageEvents tell an assigned agent of its customer's new messages.
+func messageEvents(in RecordTranscriptInput, rows []store.Message) []store.NewEvent {
+	if in.AgentID == "" {
+		return nil
+	}
+	var evs []store.NewEvent
+	for _, m := range rows {
+		if m.Direction != "in" || m.Sender != "customer" {
+			continue
+		}
+		evs = append(evs, store.NewEvent{
+			Type: store.EventConversationMessage, AgentID: in.AgentID, ConversationID: in.ConversationID,
+			Data: map[string]any{
+				"conversation_id": in.ConversationID, "message_id": m.ID, "kind": m.Kind, "text": m.Text, "sent_at": m.SentAt,
+			},
+			DedupeKey: "msg/" + m.ID,
+		})
+	}
+	return evs
 }
 
 func (a *Conversations) customerAttachmentsAllowed(ctx context.Context, pageRef string, entries []TranscriptEntry) (bool, error) {

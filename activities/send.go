@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"parley/messenger"
+	"parley/routing"
 	"parley/store"
 )
 
@@ -260,7 +261,15 @@ type Settings struct {
 	// EndedMessage is the automated message sent when the agent ends the
 	// conversation ("" = none).
 	EndedMessage string `json:"ended_message,omitempty"`
+	// Routing is the workstream's distribution; nil: assigned by hand.
+	Routing *routing.Distribution `json:"routing,omitempty"`
+	// Messages are the enabled automated messages of routing, by trigger.
+	Messages map[string]string `json:"messages,omitempty"`
 }
+
+// routingTriggers are the automated messages the routing steps send.
+var routingTriggers = []string{store.TriggerAgentAssigned, store.TriggerQueuePosition, store.TriggerOutOfHours,
+	store.TriggerOverflowEnd, store.TriggerNoAgent}
 
 // SettingsOf maps a workstream to the settings the workflow applies.
 func SettingsOf(w store.Workstream) Settings {
@@ -275,6 +284,18 @@ func SettingsOf(w store.Workstream) Settings {
 	}
 	if m, ok := w.AutomatedMessages[store.TriggerConversationEnded]; ok && m.Enabled {
 		s.EndedMessage = m.Text
+	}
+	if w.Distribution != nil {
+		d := w.Distribution.WithDefaults()
+		s.Routing = &d
+	}
+	for _, t := range routingTriggers {
+		if m, ok := w.AutomatedMessages[t]; ok && m.Enabled && m.Text != "" {
+			if s.Messages == nil {
+				s.Messages = map[string]string{}
+			}
+			s.Messages[t] = m.Text
+		}
 	}
 	return s
 }

@@ -64,6 +64,8 @@ func actor(c echo.Context) string {
 
 type assignRequest struct {
 	AgentID string `json:"agent_id"`
+	// Force lets a supervisor or an admin exceed the agent's capacity.
+	Force bool `json:"force"`
 }
 
 func (s *Server) assignConversation(c echo.Context) error {
@@ -84,7 +86,7 @@ func (s *Server) assignConversation(c echo.Context) error {
 		return apierror.Internal(fmt.Errorf("agent %s: %w", req.AgentID, err))
 	}
 	var res workflows.TransitionResult
-	if err := s.update(c, cv, workflows.UpdateAssign, workflows.AssignRequest{ConversationID: cv.ID, AgentID: req.AgentID}, &res); err != nil {
+	if err := s.update(c, cv, workflows.UpdateAssign, workflows.AssignRequest{ConversationID: cv.ID, AgentID: req.AgentID, Force: req.Force}, &res); err != nil {
 		return err
 	}
 	return s.afterTransition(c, cv.ID)

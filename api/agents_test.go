@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -10,11 +11,17 @@ import (
 )
 
 type agent struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID                string     `json:"id"`
+	Name              string     `json:"name"`
+	Email             string     `json:"email"`
+	CapacityUnits     int        `json:"capacity_units"`
+	Skills            []string   `json:"skills"`
+	Presence          string     `json:"presence"`
+	ChosenPresence    string     `json:"chosen_presence"`
+	PresenceChangedAt *time.Time `json:"presence_changed_at"`
+	Queues            []string   `json:"queues"`
+	CreatedAt         time.Time  `json:"created_at"`
+	UpdatedAt         time.Time  `json:"updated_at"`
 }
 
 type apiKey struct {
@@ -51,8 +58,10 @@ func TestAgentsAPI(t *testing.T) {
 	}
 	doJSON(t, e, http.StatusCreated, http.MethodPost, "/api/v1/agents", map[string]any{"name": "Alice", "email": "Alice@Example.com"}, &created)
 	a, k := created.Agent, created.APIKey
-	if a.ID == "" || a.Name != "Alice" || a.Email != "alice@example.com" || a.CreatedAt.IsZero() || !a.UpdatedAt.Equal(a.CreatedAt) {
-		t.Errorf("agent = %+v", a)
+	if a.ID == "" || a.Name != "Alice" || a.Email != "alice@example.com" || a.CreatedAt.IsZero() || !a.UpdatedAt.Equal(a.CreatedAt) ||
+		a.CapacityUnits != 3 || a.Skills == nil || len(a.Skills) != 0 || a.Presence != "offline" || a.ChosenPresence != "offline" ||
+		a.PresenceChangedAt != nil || a.Queues == nil || len(a.Queues) != 0 {
+		t.Errorf("agent = %+v, want capacity 3, no skills, offline, no queues", a)
 	}
 	if k.ID == "" || k.Role != "agent" || k.AgentID != a.ID || k.Name != "agent alice@example.com" || k.RevokedAt != nil ||
 		!strings.HasPrefix(created.Secret, "pk_") || !strings.HasPrefix(created.Secret, k.Prefix) {
@@ -64,7 +73,7 @@ func TestAgentsAPI(t *testing.T) {
 	// The secret is shown once: nothing else returns it.
 	var got agent
 	doJSON(t, e, http.StatusOK, http.MethodGet, "/api/v1/agents/"+a.ID, nil, &got)
-	if got != a {
+	if !reflect.DeepEqual(got, a) {
 		t.Errorf("get = %+v, want %+v", got, a)
 	}
 	for _, path := range []string{"/api/v1/agents", "/api/v1/agents/" + a.ID, "/api/v1/api-keys"} {
@@ -98,7 +107,7 @@ func TestAgentsAPI(t *testing.T) {
 	}
 	var list struct{ Data []agent }
 	doJSON(t, e, http.StatusOK, http.MethodGet, "/api/v1/agents", nil, &list)
-	if len(list.Data) != 1 || list.Data[0] != a {
+	if len(list.Data) != 1 || !reflect.DeepEqual(list.Data[0], a) {
 		t.Errorf("list = %+v, want [Alice]", list.Data)
 	}
 	s, raw = e.Do(http.MethodGet, "/api/v1/agents/no-such-agent", nil)
@@ -145,7 +154,7 @@ func TestAgentsAndWorkstreamsAreForAdmins(t *testing.T) {
 		{http.MethodDelete, "/api/v1/workstreams/" + ws.ID, nil},
 		{http.MethodPost, "/api/v1/agents", map[string]any{"name": "Eve", "email": "eve@example.com"}},
 		{http.MethodGet, "/api/v1/agents", nil},
-		{http.MethodGet, "/api/v1/agents/" + ag.Agent.ID, nil},
+		{http.MethodPatch, "/api/v1/agents/" + ag.Agent.ID, map[string]any{"capacity_units": 9}},
 		{http.MethodPost, "/api/v1/agents/" + ag.Agent.ID + "/api-keys", nil},
 	}
 	for _, key := range []struct{ role, secret string }{{"supervisor", sup.Secret}, {"agent", ag.Secret}} {
@@ -154,6 +163,9 @@ func TestAgentsAndWorkstreamsAreForAdmins(t *testing.T) {
 			wantError(t, key.role+" key: "+r.method+" "+r.path, s, raw, http.StatusForbidden, "")
 		}
 	}
+	// A supervisor may not read an agent; the agent may read itself (TestAgentSelf).
+	s, raw := e.DoWithKey(sup.Secret, http.MethodGet, "/api/v1/agents/"+ag.Agent.ID, nil)
+	wantError(t, "supervisor key: GET /api/v1/agents/{id}", s, raw, http.StatusForbidden, "")
 	// Nothing changed.
 	var got workstream
 	doJSON(t, e, http.StatusOK, http.MethodGet, "/api/v1/workstreams/"+ws.ID, nil, &got)
@@ -162,7 +174,7 @@ func TestAgentsAndWorkstreamsAreForAdmins(t *testing.T) {
 	}
 	var agents struct{ Data []agent }
 	doJSON(t, e, http.StatusOK, http.MethodGet, "/api/v1/agents", nil, &agents)
-	if len(agents.Data) != 1 {
+	if len(agents.Data) != 1 || agents.Data[0].CapacityUnits != 3 {
 		t.Errorf("agents after refused requests: %+v", agents.Data)
 	}
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,6 +27,9 @@ var (
 	agentOnly = access{http.StatusForbidden, http.StatusForbidden, ok, http.StatusNotFound}
 	assigners = access{ok, ok, http.StatusForbidden, http.StatusForbidden}
 	closers   = access{ok, ok, ok, http.StatusNotFound}
+	// An offer or a queued conversation is not yet any agent's: another
+	// agent reaches it and is refused by the workflow (409).
+	offerActs = access{http.StatusForbidden, http.StatusForbidden, ok, ok}
 )
 
 var routeAccess = map[string]access{
@@ -61,6 +65,29 @@ var routeAccess = map[string]access{
 	"POST /api/v1/conversations/:id/waiting":  agentOnly,
 	"POST /api/v1/conversations/:id/end":      agentOnly,
 	"POST /api/v1/conversations/:id/close":    closers,
+
+	// Routing configuration (issue 7). An agent may read itself and set
+	// its own presence (api/agents_self_test.go); the principals here name
+	// another agent's id.
+	"PATCH /api/v1/agents/:id":                   adminOnly,
+	"PUT /api/v1/agents/:id/presence":            adminOnly,
+	"POST /api/v1/queues":                        adminOnly,
+	"GET /api/v1/queues":                         adminOnly,
+	"GET /api/v1/queues/:id":                     adminOnly,
+	"PATCH /api/v1/queues/:id":                   adminOnly,
+	"DELETE /api/v1/queues/:id":                  adminOnly,
+	"PUT /api/v1/queues/:id/agents/:agent_id":    adminOnly,
+	"DELETE /api/v1/queues/:id/agents/:agent_id": adminOnly,
+
+	// Distribution (issue 7): agents answer offers and pick; the agent,
+	// supervisors and admins transfer; everyone reads the live events and
+	// the queues (agents only theirs).
+	"POST /api/v1/conversations/:id/accept":   offerActs,
+	"POST /api/v1/conversations/:id/reject":   offerActs,
+	"POST /api/v1/conversations/:id/pick":     offerActs,
+	"POST /api/v1/conversations/:id/transfer": closers,
+	"GET /api/v1/queues/:id/conversations":    readAll,
+	"GET /api/v1/events":                      readAll,
 }
 
 // Issue 6, defect 12.
@@ -129,7 +156,13 @@ func TestEveryRouteAgainstEveryRole(t *testing.T) {
 			if method == http.MethodPost || method == http.MethodPatch || method == http.MethodPut {
 				body = map[string]any{}
 			}
-			status, raw := e.DoWithKey(p.key, method, path(tmpl), body)
+			var status int
+			var raw []byte
+			if key == "GET /api/v1/events" {
+				status = streamStatus(t, e, p.key) // a stream: only its status
+			} else {
+				status, raw = e.DoWithKey(p.key, method, path(tmpl), body)
+			}
 			want := p.want(routeAccess[key])
 			switch {
 			case want == ok && (status == http.StatusUnauthorized || status == http.StatusForbidden ||
@@ -196,4 +229,25 @@ func waitForConversation(t *testing.T, e *testenv.Env, psid string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// streamStatus opens the live event stream with key and returns its status
+// without waiting for the stream to end.
+func streamStatus(t *testing.T, e *testenv.Env, key string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/v1/events: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	_ "embed"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"parley/apierror"
+	"parley/events"
 	"parley/messenger"
 	"parley/store"
 	"parley/workflows"
@@ -34,6 +36,13 @@ type Options struct {
 	Windows workflows.Windows
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// OnAgentChanged, when set, is called after a change of an agent's
+	// presence, capacity or queue membership has been saved, to trigger
+	// distribution at once; when it fails, the request answers 503
+	// saying that the change was saved.
+	OnAgentChanged func(ctx context.Context, agentID string) error
+	// Events is the live event hub of GET /api/v1/events (nil: 503).
+	Events *events.Hub
 }
 
 // Server is the REST API.
@@ -96,6 +105,9 @@ func New(opts Options) *Server {
 
 	s.registerWorkstreams(v1)
 	s.registerAgents(v1)
+	s.registerQueues(v1)
+	s.registerRouting(v1)
+	v1.GET("/events", s.streamEvents, anyone)
 
 	v1.POST("/api-keys", s.createAPIKey, admin)
 	v1.GET("/api-keys", s.listAPIKeys, admin)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"parley/apierror"
+	"parley/routing"
 	"parley/store"
 )
 
@@ -43,8 +45,10 @@ type workstreamJSON struct {
 	// Every known trigger is listed, configured or not, so that clients
 	// can show them all.
 	AutomatedMessages map[string]store.AutomatedMessage `json:"automated_messages"`
-	CreatedAt         time.Time                         `json:"created_at"`
-	UpdatedAt         time.Time                         `json:"updated_at"`
+	// Distribution is null while routing is off.
+	Distribution *distributionJSON `json:"distribution"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 }
 
 type attachmentsJSON struct {
@@ -69,6 +73,7 @@ func toWorkstreamJSON(w store.Workstream) workstreamJSON {
 		AutoClose:         autoCloseJSON{Open: w.AutoCloseOpen.String(), Active: w.AutoCloseActive.String(), Waiting: w.AutoCloseWaiting.String()},
 		WrapUpDuration:    w.WrapUpDuration.String(),
 		AutomatedMessages: msgs,
+		Distribution:      toDistributionJSON(w.Distribution),
 		CreatedAt:         w.CreatedAt,
 		UpdatedAt:         w.UpdatedAt,
 	}
@@ -87,6 +92,8 @@ type workstreamRequest struct {
 	AutoClose         json.RawMessage `json:"auto_close"`
 	WrapUpDuration    *string         `json:"wrap_up_duration"`
 	AutomatedMessages json.RawMessage `json:"automated_messages"`
+	// Distribution replaces the whole distribution; null turns routing off.
+	Distribution json.RawMessage `json:"distribution"`
 }
 
 type attachmentsRequest struct {
@@ -158,6 +165,16 @@ func (req workstreamRequest) workstreamUpdate(current map[string]store.Automated
 			return u, err
 		}
 		u.AutomatedMessages = &msgs
+	}
+	switch {
+	case present(req.Distribution):
+		d, err := decodeDistribution(req.Distribution)
+		if err != nil {
+			return u, err
+		}
+		u.Distribution = &d
+	case len(req.Distribution) > 0: // null
+		u.ClearDistribution = true
 	}
 	return u, nil
 }
@@ -284,7 +301,10 @@ func (s *Server) createWorkstream(c echo.Context) error {
 	u.Apply(&w)
 	w.PageRef = *req.Page
 	w, err = s.opts.Store.CreateWorkstream(ctx, w)
+	var fe *store.FieldError
 	switch {
+	case errors.As(err, &fe):
+		return configError(err, "workstream", *req.Name)
 	case errors.Is(err, store.ErrNotFound):
 		// The URL names no resource here: the body's page is at fault.
 		return apierror.InvalidField("page", "no page %q (GET /api/v1/pages lists them)", *req.Page)
@@ -339,7 +359,7 @@ func (s *Server) updateWorkstream(c echo.Context) error {
 	}
 	w, err := s.opts.Store.UpdateWorkstream(ctx, c.Param("id"), u)
 	if err != nil {
-		return storeError(err, "workstream", c.Param("id"))
+		return configError(err, "workstream", c.Param("id"))
 	}
 	s.log.InfoContext(ctx, "workstream updated", "workstream", w.ID, "page", w.PageRef)
 	s.settingsChanged(ctx, w.PageRef)
@@ -358,4 +378,191 @@ func (s *Server) deleteWorkstream(c echo.Context) error {
 	s.log.InfoContext(ctx, "workstream deleted; its page gets the default settings", "workstream", c.Param("id"))
 	s.settingsChanged(ctx, w.PageRef)
 	return c.NoContent(http.StatusNoContent)
+}
+
+// distributionJSON is a workstream's distribution as the API shows it
+// (durations as Go duration strings).
+type distributionJSON struct {
+	Mode                      string            `json:"mode"`
+	CapacityUnits             int               `json:"capacity_units"`
+	AllowedPresences          []string          `json:"allowed_presences"`
+	KeepSameAgent             keepSameAgentJSON `json:"keep_same_agent"`
+	BlockCapacityDuringWrapUp wrapUpBlockJSON   `json:"block_capacity_during_wrap_up"`
+	OfferTimeout              string            `json:"offer_timeout"`
+	// MissedOfferPresence: "inactive", or "" to leave the agent's presence alone.
+	MissedOfferPresence string            `json:"missed_offer_presence"`
+	FallbackQueue       string            `json:"fallback_queue"`
+	RoutingRules        []routingRuleJSON `json:"routing_rules"`
+}
+
+type keepSameAgentJSON struct {
+	Enabled bool   `json:"enabled"`
+	Wait    string `json:"wait"`
+}
+
+type wrapUpBlockJSON struct {
+	Mode     string `json:"mode"`
+	Duration string `json:"duration,omitempty"` // mode duration only
+}
+
+type routingRuleJSON struct {
+	Name       string                 `json:"name"`
+	Conditions []routingConditionJSON `json:"conditions"`
+	Queue      string                 `json:"queue"`
+}
+
+type routingConditionJSON struct {
+	Field    string   `json:"field"`
+	Operator string   `json:"operator"`
+	Value    string   `json:"value,omitempty"`
+	Values   []string `json:"values,omitempty"`
+}
+
+func toDistributionJSON(d *routing.Distribution) *distributionJSON {
+	if d == nil {
+		return nil
+	}
+	out := &distributionJSON{
+		Mode: d.Mode, CapacityUnits: d.CapacityUnits, AllowedPresences: append([]string{}, d.AllowedPresences...),
+		KeepSameAgent:             keepSameAgentJSON{Enabled: d.KeepSameAgent.Enabled, Wait: d.KeepSameAgent.Wait.D().String()},
+		BlockCapacityDuringWrapUp: wrapUpBlockJSON{Mode: d.BlockCapacityDuringWrapUp.Mode},
+		OfferTimeout:              d.OfferTimeout.D().String(),
+		MissedOfferPresence:       d.MissedOfferPresence,
+		FallbackQueue:             d.FallbackQueueID,
+		RoutingRules:              []routingRuleJSON{},
+	}
+	if d.BlockCapacityDuringWrapUp.Mode == routing.WrapUpDuration {
+		out.BlockCapacityDuringWrapUp.Duration = d.BlockCapacityDuringWrapUp.Duration.D().String()
+	}
+	for _, r := range d.Rules {
+		rj := routingRuleJSON{Name: r.Name, Queue: r.QueueID, Conditions: []routingConditionJSON{}}
+		for _, c := range r.Conditions {
+			rj.Conditions = append(rj.Conditions, routingConditionJSON{Field: c.Field, Operator: c.Operator, Value: c.Value,
+				Values: append([]string(nil), c.Values...)})
+		}
+		out.RoutingRules = append(out.RoutingRules, rj)
+	}
+	return out
+}
+
+// distributionRequest is the distribution of POST and PATCH: it replaces
+// the whole distribution. Omitted settings take routing's defaults
+// (routing.Distribution.WithDefaults); on PATCH, an omitted mode keeps the
+// current one.
+type distributionRequest struct {
+	Mode                      *string         `json:"mode"`
+	CapacityUnits             *int            `json:"capacity_units"`
+	AllowedPresences          json.RawMessage `json:"allowed_presences"`
+	KeepSameAgent             json.RawMessage `json:"keep_same_agent"`
+	BlockCapacityDuringWrapUp json.RawMessage `json:"block_capacity_during_wrap_up"`
+	OfferTimeout              *string         `json:"offer_timeout"`
+	MissedOfferPresence       *string         `json:"missed_offer_presence"`
+	FallbackQueue             *string         `json:"fallback_queue"`
+	RoutingRules              json.RawMessage `json:"routing_rules"`
+}
+
+type keepSameAgentRequest struct {
+	Enabled *bool   `json:"enabled"`
+	Wait    *string `json:"wait"`
+}
+
+type wrapUpBlockRequest struct {
+	Mode     *string `json:"mode"`
+	Duration *string `json:"duration"`
+}
+
+type routingRuleRequest struct {
+	Name       string          `json:"name"`
+	Conditions json.RawMessage `json:"conditions"`
+	Queue      string          `json:"queue"`
+}
+
+// decodeDistribution reads a distribution, naming each field by its path;
+// the store checks the values.
+func decodeDistribution(raw json.RawMessage) (routing.Distribution, error) {
+	const path = "distribution"
+	var d routing.Distribution
+	var req distributionRequest
+	if err := decodePart(path, raw, &req); err != nil {
+		return d, err
+	}
+	setIf(&d.Mode, req.Mode)
+	setIf(&d.CapacityUnits, req.CapacityUnits)
+	setIf(&d.MissedOfferPresence, req.MissedOfferPresence)
+	setIf(&d.FallbackQueueID, req.FallbackQueue)
+	presences, err := decodeArray(path+".allowed_presences", req.AllowedPresences)
+	if err != nil {
+		return d, err
+	}
+	for i, raw := range presences {
+		var p string
+		if err := decodePart(fmt.Sprintf("%s.allowed_presences[%d]", path, i), raw, &p); err != nil {
+			return d, err
+		}
+		d.AllowedPresences = append(d.AllowedPresences, p)
+	}
+	if present(req.KeepSameAgent) {
+		var k keepSameAgentRequest
+		if err := decodePart(path+".keep_same_agent", req.KeepSameAgent, &k); err != nil {
+			return d, err
+		}
+		setIf(&d.KeepSameAgent.Enabled, k.Enabled)
+		if err := setRoutingDuration(&d.KeepSameAgent.Wait, path+".keep_same_agent.wait", k.Wait); err != nil {
+			return d, err
+		}
+	}
+	if present(req.BlockCapacityDuringWrapUp) {
+		var b wrapUpBlockRequest
+		if err := decodePart(path+".block_capacity_during_wrap_up", req.BlockCapacityDuringWrapUp, &b); err != nil {
+			return d, err
+		}
+		setIf(&d.BlockCapacityDuringWrapUp.Mode, b.Mode)
+		if err := setRoutingDuration(&d.BlockCapacityDuringWrapUp.Duration, path+".block_capacity_during_wrap_up.duration", b.Duration); err != nil {
+			return d, err
+		}
+	}
+	if err := setRoutingDuration(&d.OfferTimeout, path+".offer_timeout", req.OfferTimeout); err != nil {
+		return d, err
+	}
+	rules, err := decodeArray(path+".routing_rules", req.RoutingRules)
+	if err != nil {
+		return d, err
+	}
+	for i, raw := range rules {
+		field := fmt.Sprintf("%s.routing_rules[%d]", path, i)
+		var r routingRuleRequest
+		if err := decodePart(field, raw, &r); err != nil {
+			return d, err
+		}
+		rule := routing.Rule{Name: r.Name, QueueID: r.Queue, Conditions: []routing.Condition{}}
+		conds, err := decodeArray(field+".conditions", r.Conditions)
+		if err != nil {
+			return d, err
+		}
+		for j, raw := range conds {
+			var c routingConditionJSON
+			if err := decodePart(fmt.Sprintf("%s.conditions[%d]", field, j), raw, &c); err != nil {
+				return d, err
+			}
+			rule.Conditions = append(rule.Conditions, routing.Condition(c))
+		}
+		d.Rules = append(d.Rules, rule)
+	}
+	return d, nil
+}
+
+// setRoutingDuration parses an optional, non-negative Go duration.
+func setRoutingDuration(dst *routing.Duration, field string, v *string) error {
+	if v == nil {
+		return nil
+	}
+	d, err := time.ParseDuration(*v)
+	switch {
+	case err != nil:
+		return apierror.InvalidField(field, "must be a duration such as \"90s\" or \"2m\", got %q", *v)
+	case d < 0:
+		return apierror.InvalidField(field, "must not be negative, got %q", *v)
+	}
+	*dst = routing.Duration(d)
+	return nil
 }

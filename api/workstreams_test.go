@@ -3,12 +3,14 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"parley/store"
 	"parley/testenv"
 )
 
@@ -35,6 +37,7 @@ type workstream struct {
 	} `json:"auto_close"`
 	WrapUpDuration    string                      `json:"wrap_up_duration"`
 	AutomatedMessages map[string]automatedMessage `json:"automated_messages"`
+	Distribution      *distribution               `json:"distribution"`
 	CreatedAt         time.Time                   `json:"created_at"`
 	UpdatedAt         time.Time                   `json:"updated_at"`
 }
@@ -75,7 +78,10 @@ func TestWorkstreamsAPI(t *testing.T) {
 	want.Attachments.Customer, want.Attachments.Agent = true, true
 	want.AutoClose.Open, want.AutoClose.Active, want.AutoClose.Waiting = "720h0m0s", "720h0m0s", "168h0m0s"
 	want.WrapUpDuration = "24h0m0s"
-	want.AutomatedMessages = map[string]automatedMessage{"conversation_ended": {}}
+	want.AutomatedMessages = map[string]automatedMessage{}
+	for _, trigger := range store.Triggers() {
+		want.AutomatedMessages[trigger] = automatedMessage{} // every known trigger is listed
+	}
 	if w.ID == "" || w.CreatedAt.IsZero() || !w.UpdatedAt.Equal(w.CreatedAt) || !reflect.DeepEqual(w, want) {
 		t.Errorf("created with defaults: %+v\nwant %+v", w, want)
 	}
@@ -161,7 +167,8 @@ func TestWorkstreamsAPI(t *testing.T) {
 		"language":           "de",
 	}, &patched)
 	want = full
-	want.AutomatedMessages = map[string]automatedMessage{"conversation_ended": {Enabled: false, Text: "Merci, à bientôt !"}}
+	want.AutomatedMessages = maps.Clone(full.AutomatedMessages)
+	want.AutomatedMessages["conversation_ended"] = automatedMessage{Enabled: false, Text: "Merci, à bientôt !"}
 	want.AutoClose.Waiting, want.Language, want.UpdatedAt = "2h0m0s", "de", patched.UpdatedAt
 	if !patched.UpdatedAt.After(full.UpdatedAt) || !reflect.DeepEqual(patched, want) {
 		t.Errorf("patched = %+v\nwant %+v", patched, want)

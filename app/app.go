@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -22,6 +23,7 @@ import (
 
 	"parley/api"
 	"parley/config"
+	"parley/events"
 	"parley/gateway"
 	"parley/messenger"
 	"parley/secrets"
@@ -39,6 +41,9 @@ type App struct {
 	Graph    *messenger.Client
 	// AdminAPIKey is the bootstrap admin key (configured or generated).
 	AdminAPIKey string
+
+	hubsMu sync.Mutex
+	hubs   []*events.Hub // live event hubs of the handlers; Close stops them
 }
 
 // Open prepares the data folder, secrets, database (migrated) and a lazy
@@ -78,6 +83,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 
 // Close releases what Open acquired.
 func (a *App) Close() {
+	a.hubsMu.Lock()
+	hubs := a.hubs
+	a.hubs = nil
+	a.hubsMu.Unlock()
+	for _, h := range hubs {
+		h.Close()
+	}
 	if a.Temporal != nil {
 		a.Temporal.Close()
 	}
@@ -131,7 +143,15 @@ func (a *App) adminKey() (string, error) {
 }
 
 // Handler is the HTTP surface: REST API plus webhook gateway.
+// Each handler is one API process: it has its own live event hub (one
+// poller of the event log), stopped by Close.
 func (a *App) Handler() http.Handler {
+	h, _ := a.handler()
+	return h
+}
+
+func (a *App) handler() (http.Handler, *events.Hub) {
+	hub := a.eventHub()
 	srv := api.New(api.Options{
 		Store:       a.Store,
 		Temporal:    a.Temporal,
@@ -140,6 +160,10 @@ func (a *App) Handler() http.Handler {
 		AdminAPIKey: a.AdminAPIKey,
 		Windows:     a.windows(),
 		Logger:      a.Log,
+		OnAgentChanged: func(ctx context.Context, agentID string) error {
+			return a.Waker().Wake(ctx, "agent "+agentID+" changed")
+		},
+		Events: hub,
 	})
 	gateway.New(gateway.Options{
 		Store:         a.Store,
@@ -150,7 +174,22 @@ func (a *App) Handler() http.Handler {
 		Limits:        a.limits(),
 		Logger:        a.Log,
 	}).Register(srv.Echo())
-	return srv
+	return srv, hub
+}
+
+// eventHub starts a live event hub on the store.
+func (a *App) eventHub() *events.Hub {
+	hub := events.New(a.Store, events.Options{
+		PollInterval: a.Config.EventsPollInterval,
+		Retention:    a.Config.EventsRetention,
+		Heartbeat:    a.Config.EventsHeartbeat,
+		Logger:       a.Log,
+	})
+	hub.Start()
+	a.hubsMu.Lock()
+	a.hubs = append(a.hubs, hub)
+	a.hubsMu.Unlock()
+	return hub
 }
 
 func (a *App) windows() workflows.Windows {
@@ -167,7 +206,13 @@ func (a *App) limits() workflows.Limits {
 
 // ServeHTTP listens on ln until ctx ends, then drains in-flight requests.
 func (a *App) ServeHTTP(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler, hub := a.handler()
+	// No WriteTimeout: it would cut the live event streams (each write of
+	// a stream has its own deadline).
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// Shutdown waits for open requests: end the event streams (clients
+	// reconnect to another replica with Last-Event-ID).
+	hs.RegisterOnShutdown(hub.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -208,12 +253,24 @@ func (a *App) RunWorker(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Log: a.Log})
+	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Log: a.Log, Waker: a.Waker()})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	if err := a.Waker().Start(ctx); err != nil {
+		w.Stop()
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
 	}
 	a.Log.Info("worker running", "task_queue", a.Config.TaskQueue, "namespace", a.Config.TemporalNamespace)
 	<-ctx.Done()
 	w.Stop()
 	return nil
+}
+
+// Waker wakes (and starts) the distributor workflow.
+func (a *App) Waker() *worker.Waker {
+	return &worker.Waker{Client: a.Temporal, TaskQueue: a.Config.TaskQueue}
 }

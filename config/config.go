@@ -42,6 +42,9 @@ var Vars = []Var{
 	{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", "A conversation continues as new after this many signals (Temporal's limit is 10,000)."},
 	{"PARLEY_MAX_EVENTS_PER_RUN", "3000", "A conversation continues as new after this many history events (Temporal suggests ~4,096)."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
+	{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", "Live events (GET /api/v1/events): how often each API process reads new events when nothing wakes it (on PostgreSQL, LISTEN/NOTIFY wakes it at once)."},
+	{"PARLEY_EVENTS_RETENTION", "24h", "Live events are kept this long: a client may resume with Last-Event-ID within it; older ones are pruned."},
+	{"PARLEY_EVENTS_HEARTBEAT", "15s", "Live events: how often an idle stream sends a heartbeat comment, so that proxies keep it open."},
 	{"PARLEY_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"PARLEY_LOG_FORMAT", "text", "text or json."},
 	{"PARLEY_TEMPORAL_CLI", "./bin/temporal", "make dev and the tests: the Temporal CLI that runs the dev server."},
@@ -75,6 +78,12 @@ type Config struct {
 	level             slog.Level
 	TemporalCLI       string
 	SimURL            string
+
+	// EventsPollInterval, EventsRetention and EventsHeartbeat tune the
+	// live event stream (GET /api/v1/events).
+	EventsPollInterval time.Duration
+	EventsRetention    time.Duration
+	EventsHeartbeat    time.Duration
 }
 
 // FromEnv reads the configuration; lookup is os.LookupEnv in production.
@@ -126,7 +135,9 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	for _, d := range []struct {
 		name, def string
 		dst       *time.Duration
-	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout}} {
+	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout},
+		{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", &c.EventsPollInterval}, {"PARLEY_EVENTS_RETENTION", "24h", &c.EventsRetention},
+		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}} {
 		v, err := time.ParseDuration(get(d.name, d.def))
 		if err != nil || v <= 0 {
 			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))

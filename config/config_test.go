@@ -51,3 +51,28 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveEventSettings(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EventsPollInterval != 250*time.Millisecond || c.EventsRetention != 24*time.Hour || c.EventsHeartbeat != 15*time.Second {
+		t.Errorf("live event defaults: poll %v, retention %v, heartbeat %v; want 250ms, 24h, 15s",
+			c.EventsPollInterval, c.EventsRetention, c.EventsHeartbeat)
+	}
+	c, err = config.FromEnv(env(map[string]string{"PARLEY_EVENTS_POLL_INTERVAL": "1s", "PARLEY_EVENTS_RETENTION": "2h", "PARLEY_EVENTS_HEARTBEAT": "5s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EventsPollInterval != time.Second || c.EventsRetention != 2*time.Hour || c.EventsHeartbeat != 5*time.Second {
+		t.Errorf("live event settings not read: %v, %v, %v", c.EventsPollInterval, c.EventsRetention, c.EventsHeartbeat)
+	}
+	for _, name := range []string{"PARLEY_EVENTS_POLL_INTERVAL", "PARLEY_EVENTS_RETENTION", "PARLEY_EVENTS_HEARTBEAT"} {
+		for _, bad := range []string{"often", "0s", "-1m"} {
+			if _, err := config.FromEnv(env(map[string]string{name: bad})); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%q: error %v, want one naming the variable", name, bad, err)
+			}
+		}
+	}
+}

@@ -55,7 +55,10 @@ func start(t *testing.T, opts testenv.Options, tag bool) setup {
 	page := e.CreatePage(acct, pageID, "Acme", token)
 	e.ConnectWebhook(appID, page)
 	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{"name": "Acme", "page": page.ID, "human_agent_tag": tag}, nil)
-	return setup{e: e, page: page, agent: e.CreateAgent("Ada", "ada@example.com")}
+	agent := e.CreateAgent("Ada", "ada@example.com")
+	// One agent answers every conversation of a scenario: room for them all.
+	e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/agents/"+agent.ID, map[string]any{"capacity_units": 100}, nil)
+	return setup{e: e, page: page, agent: agent}
 }
 
 func messageEvent(t *testing.T, psid, mid, text string, ts int64) json.RawMessage {

@@ -29,7 +29,7 @@ type Message struct {
 	Text           string
 	Attachments    json.RawMessage // JSON array, or nil
 	Payload        json.RawMessage // the raw event JSON, or nil
-	Status         string          // in: received; out: pending | sent | delivered | read | failed
+	Status         string          // in: received; out: pending | sent | delivered | read | failed; note (internal)
 	ErrorCode      int
 	ErrorSubcode   int
 	ErrorReason    string
@@ -59,14 +59,17 @@ const (
 	StatusDelivered = "delivered"
 	StatusRead      = "read"
 	StatusFailed    = "failed"
+	// StatusNote: an internal note for agents (a transfer's), never sent.
+	StatusNote = "note"
 
 	KindUnknown = "unknown"
+	KindNote    = "note"
 )
 
 var (
 	directions = []string{DirectionIn, DirectionOut}
 	senders    = []string{SenderCustomer, SenderPage, SenderAgent, SenderSystem}
-	statuses   = []string{StatusReceived, StatusPending, StatusSent, StatusDelivered, StatusRead, StatusFailed}
+	statuses   = []string{StatusReceived, StatusPending, StatusSent, StatusDelivered, StatusRead, StatusFailed, StatusNote}
 )
 
 const (

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+
+	"parley/routing"
 )
 
 // Workstream is how the conversations of one page are handled. A page has
@@ -38,9 +40,13 @@ type Workstream struct {
 	// AutomatedMessages maps a trigger (Triggers) to its message. Reads
 	// always return a non-nil map.
 	AutomatedMessages map[string]AutomatedMessage
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	DeletedAt         *time.Time
+	// Distribution is how conversations reach agents: queues, routing
+	// rules, push or pick. nil: routing is off, admins assign by hand.
+	// Stored with routing's defaults applied (Distribution.WithDefaults).
+	Distribution *routing.Distribution
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeletedAt    *time.Time
 }
 
 // AutomatedMessage is the text sent on a trigger, when enabled.
@@ -62,6 +68,14 @@ type WorkstreamUpdate struct {
 	AutoCloseWaiting    *time.Duration
 	WrapUpDuration      *time.Duration
 	AutomatedMessages   *map[string]AutomatedMessage
+	// Distribution, when set, replaces the whole distribution (turning
+	// routing on if it was off). Its mode cannot change once routing is
+	// on (ErrConflict); an empty mode keeps the current one.
+	Distribution *routing.Distribution
+	// ClearDistribution turns routing off (Distribution must be nil). It is
+	// refused (ErrConflict) while a conversation of the page waits in a
+	// queue. Once off, routing may be turned on again with either mode.
+	ClearDistribution bool
 }
 
 // Automated message triggers. More come with later issues.
@@ -70,7 +84,8 @@ const (
 	TriggerConversationEnded = "conversation_ended"
 )
 
-var triggers = []string{TriggerConversationEnded}
+var triggers = []string{TriggerConversationEnded, TriggerAgentAssigned, TriggerQueuePosition, TriggerOutOfHours,
+	TriggerOverflowEnd, TriggerNoAgent}
 
 // Triggers returns the automated message triggers Parley knows.
 func Triggers() []string { return slices.Clone(triggers) }
@@ -160,31 +175,40 @@ func (w *Workstream) normalize() error {
 }
 
 type workstreamRow struct {
-	ID                  string       `db:"id"`
-	Name                string       `db:"name"`
-	PageRef             string       `db:"page_ref"`
-	Language            string       `db:"language"`
-	HumanAgentTag       bool         `db:"human_agent_tag"`
-	CustomerAttachments bool         `db:"customer_attachments"`
-	AgentAttachments    bool         `db:"agent_attachments"`
-	AutoCloseOpenMS     int64        `db:"auto_close_open_ms"`
-	AutoCloseActiveMS   int64        `db:"auto_close_active_ms"`
-	AutoCloseWaitingMS  int64        `db:"auto_close_waiting_ms"`
-	WrapUpMS            int64        `db:"wrap_up_ms"`
-	AutomatedMessages   string       `db:"automated_messages"`
-	CreatedAt           time.Time    `db:"created_at"`
-	UpdatedAt           time.Time    `db:"updated_at"`
-	DeletedAt           sql.NullTime `db:"deleted_at"`
+	ID                  string         `db:"id"`
+	Name                string         `db:"name"`
+	PageRef             string         `db:"page_ref"`
+	Language            string         `db:"language"`
+	HumanAgentTag       bool           `db:"human_agent_tag"`
+	CustomerAttachments bool           `db:"customer_attachments"`
+	AgentAttachments    bool           `db:"agent_attachments"`
+	AutoCloseOpenMS     int64          `db:"auto_close_open_ms"`
+	AutoCloseActiveMS   int64          `db:"auto_close_active_ms"`
+	AutoCloseWaitingMS  int64          `db:"auto_close_waiting_ms"`
+	WrapUpMS            int64          `db:"wrap_up_ms"`
+	AutomatedMessages   string         `db:"automated_messages"`
+	Distribution        sql.NullString `db:"distribution"`
+	FallbackQueueID     sql.NullString `db:"fallback_queue_id"`
+	CreatedAt           time.Time      `db:"created_at"`
+	UpdatedAt           time.Time      `db:"updated_at"`
+	DeletedAt           sql.NullTime   `db:"deleted_at"`
 }
 
 const workstreamColumns = `id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
 	auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
-	created_at, updated_at, deleted_at`
+	distribution, fallback_queue_id, created_at, updated_at, deleted_at`
 
 func (r workstreamRow) workstream() (Workstream, error) {
 	msgs := map[string]AutomatedMessage{}
 	if err := json.Unmarshal([]byte(r.AutomatedMessages), &msgs); err != nil {
 		return Workstream{}, fmt.Errorf("workstream %s: automated messages: %w", r.ID, err)
+	}
+	var dist *routing.Distribution
+	if r.Distribution.Valid {
+		dist = &routing.Distribution{}
+		if err := json.Unmarshal([]byte(r.Distribution.String), dist); err != nil {
+			return Workstream{}, fmt.Errorf("workstream %s: distribution: %w", r.ID, err)
+		}
 	}
 	return Workstream{
 		ID:                  r.ID,
@@ -199,6 +223,7 @@ func (r workstreamRow) workstream() (Workstream, error) {
 		AutoCloseWaiting:    time.Duration(r.AutoCloseWaitingMS) * time.Millisecond,
 		WrapUpDuration:      time.Duration(r.WrapUpMS) * time.Millisecond,
 		AutomatedMessages:   msgs,
+		Distribution:        dist,
 		CreatedAt:           r.CreatedAt.UTC(),
 		UpdatedAt:           r.UpdatedAt.UTC(),
 		DeletedAt:           timePtr(r.DeletedAt),
@@ -209,6 +234,15 @@ func workstreamRowOf(w Workstream) (workstreamRow, error) {
 	msgs, err := json.Marshal(w.AutomatedMessages)
 	if err != nil {
 		return workstreamRow{}, err
+	}
+	var dist, fallback sql.NullString
+	if w.Distribution != nil {
+		b, err := json.Marshal(w.Distribution)
+		if err != nil {
+			return workstreamRow{}, err
+		}
+		dist = sql.NullString{String: string(b), Valid: true}
+		fallback = nullString(w.Distribution.FallbackQueueID)
 	}
 	return workstreamRow{
 		ID:                  w.ID,
@@ -223,6 +257,8 @@ func workstreamRowOf(w Workstream) (workstreamRow, error) {
 		AutoCloseWaitingMS:  w.AutoCloseWaiting.Milliseconds(),
 		WrapUpMS:            w.WrapUpDuration.Milliseconds(),
 		AutomatedMessages:   string(msgs),
+		Distribution:        dist,
+		FallbackQueueID:     fallback,
 		CreatedAt:           w.CreatedAt,
 		UpdatedAt:           w.UpdatedAt,
 	}, nil
@@ -230,7 +266,8 @@ func workstreamRowOf(w Workstream) (workstreamRow, error) {
 
 // CreateWorkstream binds a new workstream to a page. It returns ErrNotFound
 // if the page does not exist (or is deleted), ErrConflict if the page
-// already has a live workstream and ErrInvalid for bad settings.
+// already has a live workstream and ErrInvalid for bad settings (a
+// *FieldError for the distribution: see prepareDistribution).
 func (s *Store) CreateWorkstream(ctx context.Context, w Workstream) (_ Workstream, err error) {
 	defer wrap(&err, "store.CreateWorkstream(page %q)", w.PageRef)
 	if w.PageRef == "" {
@@ -270,14 +307,24 @@ func (s *Store) CreateWorkstream(ctx context.Context, w Workstream) (_ Workstrea
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
+		if w.Distribution != nil {
+			d, err := s.prepareDistribution(ctx, tx, *w.Distribution)
+			if err != nil {
+				return err
+			}
+			w.Distribution = &d
+			if r, err = workstreamRowOf(w); err != nil {
+				return err
+			}
+		}
 		_, err = exec(ctx, tx, `
 			INSERT INTO workstreams (id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
 				auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
-				created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				distribution, fallback_queue_id, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Name, r.PageRef, r.Language, r.HumanAgentTag, r.CustomerAttachments, r.AgentAttachments,
 			r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS, r.WrapUpMS, r.AutomatedMessages,
-			s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt))
+			r.Distribution, r.FallbackQueueID, s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt))
 		if isUniqueViolation(err) {
 			// A concurrent CreateWorkstream for the same page won.
 			return fmt.Errorf("%w: page %s already has a workstream: %w", ErrConflict, w.PageRef, err)
@@ -341,23 +388,63 @@ func (s *Store) ListWorkstreams(ctx context.Context) (_ []Workstream, err error)
 }
 
 // UpdateWorkstream changes the fields of u that are not nil. It returns
-// ErrInvalid, and changes nothing, when the result would be invalid.
+// ErrInvalid (a *FieldError for the distribution), and changes nothing,
+// when the result would be invalid; ErrConflict for a change of
+// distribution mode, or for turning routing off while conversations of the
+// page wait in queues.
 func (s *Store) UpdateWorkstream(ctx context.Context, id string, u WorkstreamUpdate) (_ Workstream, err error) {
 	defer wrap(&err, "store.UpdateWorkstream(%q)", id)
+	if u.ClearDistribution && u.Distribution != nil {
+		return Workstream{}, invalidf("a distribution and ClearDistribution together")
+	}
 	// FOR UPDATE: two concurrent updates must not both start from the same row.
 	lock := ""
 	if s.dialect == DialectPostgres {
 		lock = ` FOR UPDATE`
 	}
+	// A change of distribution runs as a ledger transaction: no
+	// conversation is queued meanwhile (turning routing off checks that
+	// none waits).
+	run := s.inTx
+	if u.Distribution != nil || u.ClearDistribution {
+		run = s.ledgerTx
+	}
 	var out Workstream
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err = run(ctx, func(tx *sqlx.Tx) error {
 		w, err := getWorkstream(ctx, tx, `id = ?`+lock, id)
 		if err != nil {
 			return err
 		}
+		cur := w.Distribution
+		if u.Distribution != nil && cur != nil {
+			if u.Distribution.Mode == "" {
+				d := *u.Distribution
+				d.Mode = cur.Mode
+				u.Distribution = &d
+			}
+			if u.Distribution.Mode != cur.Mode {
+				return conflictf("distribution.mode is fixed once set (%s); create a new workstream to change it", cur.Mode)
+			}
+		}
+		if u.ClearDistribution && cur != nil {
+			var waiting int
+			if err := get(ctx, tx, &waiting, `SELECT COUNT(*) FROM queue_items WHERE page_ref = ?`, w.PageRef); err != nil {
+				return fmt.Errorf("queued conversations: %w", err)
+			}
+			if waiting > 0 {
+				return conflictf("routing cannot be turned off while %d conversation(s) of the page wait in queues", waiting)
+			}
+		}
 		u.Apply(&w)
 		if err := w.normalize(); err != nil {
 			return err
+		}
+		if u.Distribution != nil {
+			d, err := s.prepareDistribution(ctx, tx, *w.Distribution)
+			if err != nil {
+				return err
+			}
+			w.Distribution = &d
 		}
 		w.UpdatedAt = s.clock()
 		r, err := workstreamRowOf(w)
@@ -367,11 +454,11 @@ func (s *Store) UpdateWorkstream(ctx context.Context, id string, u WorkstreamUpd
 		if err := execOne(ctx, tx, `
 			UPDATE workstreams SET name = ?, language = ?, human_agent_tag = ?, customer_attachments = ?,
 				agent_attachments = ?, auto_close_open_ms = ?, auto_close_active_ms = ?, auto_close_waiting_ms = ?,
-				wrap_up_ms = ?, automated_messages = ?, updated_at = ?
+				wrap_up_ms = ?, automated_messages = ?, distribution = ?, fallback_queue_id = ?, updated_at = ?
 			WHERE id = ? AND deleted_at IS NULL`,
 			r.Name, r.Language, r.HumanAgentTag, r.CustomerAttachments,
 			r.AgentAttachments, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS,
-			r.WrapUpMS, r.AutomatedMessages, s.timestamp(r.UpdatedAt), id); err != nil {
+			r.WrapUpMS, r.AutomatedMessages, r.Distribution, r.FallbackQueueID, s.timestamp(r.UpdatedAt), id); err != nil {
 			return err
 		}
 		out, err = r.workstream()
@@ -380,7 +467,8 @@ func (s *Store) UpdateWorkstream(ctx context.Context, id string, u WorkstreamUpd
 	return out, err
 }
 
-// Apply sets the non-nil fields of u on w (a copy of the messages map).
+// Apply sets the non-nil fields of u on w (copies of the messages map and
+// of the distribution).
 func (u WorkstreamUpdate) Apply(w *Workstream) {
 	setIf(&w.Name, u.Name)
 	setIf(&w.Language, u.Language)
@@ -394,6 +482,141 @@ func (u WorkstreamUpdate) Apply(w *Workstream) {
 	if u.AutomatedMessages != nil {
 		w.AutomatedMessages = maps.Clone(*u.AutomatedMessages)
 	}
+	switch {
+	case u.ClearDistribution:
+		w.Distribution = nil
+	case u.Distribution != nil:
+		d := cloneDistribution(*u.Distribution)
+		w.Distribution = &d
+	}
+}
+
+// cloneDistribution copies d's slices.
+func cloneDistribution(d routing.Distribution) routing.Distribution {
+	d.AllowedPresences = slices.Clone(d.AllowedPresences)
+	d.Rules = slices.Clone(d.Rules)
+	for i, r := range d.Rules {
+		r.Conditions = slices.Clone(r.Conditions)
+		for j, c := range r.Conditions {
+			c.Values = slices.Clone(c.Values)
+			r.Conditions[j] = c
+		}
+		d.Rules[i] = r
+	}
+	return d
+}
+
+// Limits of a distribution: routing's.
+const (
+	MaxRoutingRules      = routing.MaxRules
+	MinOfferTimeout      = routing.MinOfferTimeout
+	MaxOfferTimeout      = routing.MaxOfferTimeout
+	MaxKeepSameAgentWait = routing.MaxKeepSameAgentWait
+	MinWrapUpBlock       = routing.MinWrapUpBlock
+	MaxWrapUpBlock       = routing.MaxWrapUpBlock
+)
+
+// prepareDistribution applies routing's defaults to d and checks it: field
+// by field first (a *FieldError naming "distribution.…"), the queues it
+// names in tx (live, and locked against deletion on PostgreSQL until tx
+// ends), then with routing's own validation (its *routing.FieldError or
+// *routing.RuleError becomes a *FieldError naming "distribution.…").
+func (s *Store) prepareDistribution(ctx context.Context, tx querier, d routing.Distribution) (routing.Distribution, error) {
+	const path = "distribution"
+	// Negative values first: routing's defaults might replace them.
+	switch {
+	case d.CapacityUnits < 0:
+		return d, fieldErrorf(path+".capacity_units", "must be from 1 to %d, got %d", MaxCapacityUnits, d.CapacityUnits)
+	case d.OfferTimeout < 0:
+		return d, fieldErrorf(path+".offer_timeout", "must not be negative, got %q", d.OfferTimeout.D().String())
+	case d.KeepSameAgent.Wait < 0:
+		return d, fieldErrorf(path+".keep_same_agent.wait", "must not be negative, got %q", d.KeepSameAgent.Wait.D().String())
+	case d.BlockCapacityDuringWrapUp.Duration < 0:
+		return d, fieldErrorf(path+".block_capacity_during_wrap_up.duration", "must not be negative, got %q", d.BlockCapacityDuringWrapUp.Duration.D().String())
+	}
+	d = cloneDistribution(d.WithDefaults())
+	switch d.Mode {
+	case routing.ModePush, routing.ModePick:
+	default:
+		return d, fieldErrorf(path+".mode", "must be %s or %s, got %q", routing.ModePush, routing.ModePick, d.Mode)
+	}
+	if d.CapacityUnits < 1 || d.CapacityUnits > routing.MaxCapacityUnits {
+		return d, fieldErrorf(path+".capacity_units", "must be from 1 to %d, got %d", routing.MaxCapacityUnits, d.CapacityUnits)
+	}
+	known := append(routing.ChoosablePresences(), routing.PresenceInactive)
+	if len(d.AllowedPresences) == 0 {
+		return d, fieldErrorf(path+".allowed_presences", "must name at least one presence")
+	}
+	for i, p := range d.AllowedPresences {
+		field := fmt.Sprintf("%s.allowed_presences[%d]", path, i)
+		if !slices.Contains(known, p) {
+			return d, fieldErrorf(field, "must be one of %s, got %q", strings.Join(known, ", "), p)
+		}
+		if slices.Contains(d.AllowedPresences[:i], p) {
+			return d, fieldErrorf(field, "%s is listed twice", p)
+		}
+	}
+	if w := d.KeepSameAgent.Wait.D(); w < 0 || w > MaxKeepSameAgentWait {
+		return d, fieldErrorf(path+".keep_same_agent.wait", "must be a duration from 0s to %v, got %q", MaxKeepSameAgentWait, w.String())
+	}
+	b := d.BlockCapacityDuringWrapUp
+	switch b.Mode {
+	case routing.WrapUpAlways, routing.WrapUpNever:
+		if b.Duration != 0 {
+			return d, fieldErrorf(path+".block_capacity_during_wrap_up.duration", "is only for mode %s", routing.WrapUpDuration)
+		}
+	case routing.WrapUpDuration:
+		if b.Duration.D() < MinWrapUpBlock || b.Duration.D() > MaxWrapUpBlock {
+			return d, fieldErrorf(path+".block_capacity_during_wrap_up.duration", "must be from %v to %v, got %q", MinWrapUpBlock, MaxWrapUpBlock, b.Duration.D().String())
+		}
+	default:
+		return d, fieldErrorf(path+".block_capacity_during_wrap_up.mode", "must be %s, %s or %s, got %q",
+			routing.WrapUpAlways, routing.WrapUpNever, routing.WrapUpDuration, b.Mode)
+	}
+	if t := d.OfferTimeout.D(); t < MinOfferTimeout || t > MaxOfferTimeout {
+		return d, fieldErrorf(path+".offer_timeout", "must be from %v to %v, got %q", MinOfferTimeout, MaxOfferTimeout, t.String())
+	}
+	if d.MissedOfferPresence != "" && d.MissedOfferPresence != routing.PresenceInactive {
+		return d, fieldErrorf(path+".missed_offer_presence", "must be %s, or empty to leave the agent's presence alone, got %q",
+			routing.PresenceInactive, d.MissedOfferPresence)
+	}
+	if len(d.Rules) > MaxRoutingRules {
+		return d, fieldErrorf(path+".routing_rules", "must have at most %d rules", MaxRoutingRules)
+	}
+	if d.Rules == nil {
+		d.Rules = []routing.Rule{}
+	}
+	live := s.liveQueuesIn(ctx, tx)
+	if d.FallbackQueueID == "" {
+		return d, fieldErrorf(path+".fallback_queue", "is required: the id of the queue for conversations no rule sends elsewhere (GET /api/v1/queues)")
+	}
+	ok := live.exists(d.FallbackQueueID)
+	if live.err != nil {
+		return d, live.err
+	}
+	if !ok {
+		return d, fieldErrorf(path+".fallback_queue", "no queue %q (GET /api/v1/queues lists them)", d.FallbackQueueID)
+	}
+	for i, r := range d.Rules {
+		if r.QueueID == "" {
+			continue // routing's validation names it
+		}
+		ok := live.exists(r.QueueID)
+		if live.err != nil {
+			return d, live.err
+		}
+		if !ok {
+			return d, fieldErrorf(fmt.Sprintf("%s.routing_rules[%d].queue", path, i), "no queue %q (GET /api/v1/queues lists them)", r.QueueID)
+		}
+	}
+	err := d.Validate(live.exists)
+	if live.err != nil {
+		return d, live.err
+	}
+	if err != nil {
+		return d, routingFieldError(path+".", path, err)
+	}
+	return d, nil
 }
 
 // setIf sets *dst to *v unless v is nil.

@@ -26,6 +26,8 @@ type Deps struct {
 	Store *store.Store
 	Graph *messenger.Client
 	Log   *slog.Logger
+	// Waker wakes the distributor after a ledger change (nil: nobody is woken).
+	Waker activities.Waker
 }
 
 // Register adds Parley's workflows and activities to a worker (or a test
@@ -45,6 +47,20 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(send.FindSentMessage, activity.RegisterOptions{Name: activities.FindSentMessageName})
 	r.RegisterActivityWithOptions(conv.UnrecordedEvents, activity.RegisterOptions{Name: activities.UnrecordedEventsName})
 	r.RegisterActivityWithOptions(conv.RecordOutsideConversation, activity.RegisterOptions{Name: activities.RecordOutsideConversationName})
+	r.RegisterWorkflowWithOptions(workflows.DistributorWorkflow, workflow.RegisterOptions{Name: workflows.DistributorWorkflowName})
+	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Log: d.Log}
+	for name, f := range map[string]any{
+		activities.RouteConversationName: rt.RouteConversation,
+		activities.DistributeRoundName:   rt.DistributeRound,
+		activities.AcceptOfferName:       rt.AcceptOffer,
+		activities.DeclineOfferName:      rt.DeclineOffer,
+		activities.ClaimConversationName: rt.ClaimConversation,
+		activities.ReleaseCapacityName:   rt.ReleaseCapacity,
+		activities.HoldForWrapUpName:     rt.HoldForWrapUp,
+		activities.WakeDistributorName:   rt.WakeDistributor,
+	} {
+		r.RegisterActivityWithOptions(f, activity.RegisterOptions{Name: name})
+	}
 	pages := &activities.Pages{Store: d.Store, Log: d.Log}
 	r.RegisterActivityWithOptions(pages.FlagPage, activity.RegisterOptions{Name: activities.FlagPageName})
 }

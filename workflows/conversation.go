@@ -118,6 +118,8 @@ type ConversationInput struct {
 	// Updates are the answers to recent updates, carried across runs and
 	// conversations so that a retried Idempotency-Key gets its first answer.
 	Updates []UpdateRecord `json:"updates,omitempty"`
+	// Offers are the distributor's offers that arrived as the previous run ended.
+	Offers []OfferSignal `json:"offers,omitempty"`
 }
 
 // Limits bound one workflow run so that it continues as new well before the
@@ -199,6 +201,25 @@ type ConversationState struct {
 	// Revision orders the conversation's saves: the store keeps the
 	// highest, so a retried older save never wins.
 	Revision int64 `json:"revision,omitempty"`
+
+	// Routing (issue 7).
+	// FirstMessage and the referral are what routing rules see.
+	FirstMessage   string `json:"first_message,omitempty"`
+	ReferralRef    string `json:"referral_ref,omitempty"`
+	ReferralSource string `json:"referral_source,omitempty"`
+	// Queue is where an open conversation waits, and its offer.
+	Queue *QueueState `json:"queue,omitempty"`
+	// LastAgentID is the agent the conversation had last (keep same agent).
+	LastAgentID string `json:"last_agent_id,omitempty"`
+	// PreviousAgentID is the agent of the customer's previous conversation.
+	PreviousAgentID string `json:"previous_agent_id,omitempty"`
+	// WrapUpReleaseAt: the agent's capacity is released then, in wrap-up.
+	WrapUpReleaseAt time.Time `json:"wrap_up_release_at,omitzero"`
+	RouteSeq        int       `json:"route_seq,omitempty"`
+	Routed          bool      `json:"routed,omitempty"`
+	Assignments     int       `json:"assignments,omitempty"`
+	// RoutingLog says in plain words what routing did (latest 20).
+	RoutingLog []string `json:"routing_log,omitempty"`
 }
 
 const recentKeysKept = 500
@@ -226,6 +247,7 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	// Asked before the handlers exist: updates already waiting are
 	// validated and handled as soon as they are registered.
 	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
+	c.routingV = c.nothingLost && workflow.GetVersion(ctx, versionRouting, workflow.DefaultVersion, 1) >= 1
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
@@ -255,6 +277,10 @@ type conversation struct {
 	sendMu workflow.Mutex
 	// nothingLost: this run has issue 6's logic (versionNothingLost).
 	nothingLost bool
+	// routingV: this run has issue 7's routing and capacity ledger.
+	routingV bool
+	offers   workflow.ReceiveChannel
+	rtimers  [4]*lazyTimer
 	// updates answers retried update ids (see UpdateRecord).
 	updates []UpdateRecord
 
@@ -283,6 +309,8 @@ func (c *conversation) setup(ctx workflow.Context) error {
 	c.workflowID = workflow.GetInfo(ctx).WorkflowExecution.ID
 	c.signals = workflow.GetSignalChannel(ctx, SignalMessengerEvents)
 	c.settings = workflow.GetSignalChannel(ctx, SignalSettingsChanged)
+	c.offers = workflow.GetSignalChannel(ctx, SignalOffer)
+	c.rtimers = newRoutingTimers()
 	c.wake = workflow.NewBufferedChannel(ctx, 1)
 	c.mu = workflow.NewMutex(ctx)
 	c.sendMu = workflow.NewMutex(ctx)
@@ -338,6 +366,7 @@ func (c *conversation) open(ctx workflow.Context) error {
 		return fmt.Errorf("open conversation: %w", err)
 	}
 	c.state.PreviousConversationID = opened.PreviousConversationID
+	c.state.PreviousAgentID = opened.PreviousAgentID
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		SearchAttrConversationID.ValueSet(id),
 		SearchAttrState.ValueSet(c.state.State),
@@ -374,6 +403,9 @@ func (c *conversation) record(ctx workflow.Context, events []messenger.Event) er
 			}
 		}
 		rows = append(rows, c.entry(e))
+		if c.routingV {
+			c.noteRoutingContext(e)
+		}
 		if e.OpensWindow() {
 			at := time.UnixMilli(e.Timestamp).UTC()
 			if c.state.LastCustomerMessageAt == nil || at.After(*c.state.LastCustomerMessageAt) {
@@ -442,7 +474,26 @@ func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities
 		ClosedAt:               c.state.ClosedAt,
 		ClosedReason:           c.state.ClosedReason,
 		Revision:               c.state.Revision,
+		QueueID:                c.queueID(),
 		Entries:                rows,
+	}
+}
+
+func (c *conversation) queueID() string {
+	if c.state.Queue != nil {
+		return c.state.Queue.QueueID
+	}
+	return ""
+}
+
+// noteRoutingContext keeps what routing rules look at: the first message's
+// text and how the customer came (referral).
+func (c *conversation) noteRoutingContext(e messenger.Event) {
+	if c.state.FirstMessage == "" && e.Kind == messenger.KindMessage && e.Text != "" {
+		c.state.FirstMessage = e.Text
+	}
+	if r := e.Referral; r != nil && c.state.ReferralRef == "" && c.state.ReferralSource == "" {
+		c.state.ReferralRef, c.state.ReferralSource = r.Ref, r.Source
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"parley/activities"
 	"parley/messenger"
+	"parley/store"
 	"parley/workflows"
 )
 
@@ -49,6 +50,15 @@ type harness struct {
 	notAttempted int
 	impossible   bool
 	opened       int
+	// ledger lists the capacity ledger calls (routing off).
+	ledger []string
+	// previousAgent is the agent of the customer's previous conversation.
+	previousAgent string
+	// st and waker: the capacity ledger (newHarnessWith); offers are the
+	// offers the test's distributor made.
+	st     *store.Store
+	waker  *countingWaker
+	offers []offerAt
 	// during runs once, while the named activity runs (as if a webhook or
 	// a request arrived then).
 	during map[string]func()
@@ -81,7 +91,11 @@ func defaultSettings() activities.Settings {
 	}
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith runs the routing activities on st's capacity ledger when
+// st is set; otherwise the ledger stands in as always having room.
+func newHarnessWith(t *testing.T, st *store.Store) *harness {
 	var s testsuite.WorkflowTestSuite
 	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), settings: defaultSettings(),
 		status: map[string]string{}, reasons: map[string]string{}, updates: map[string]*updateOutcome{}, during: map[string]func(){}}
@@ -92,7 +106,7 @@ func newHarness(t *testing.T) *harness {
 		h.mu.Lock()
 		h.opened++
 		h.mu.Unlock()
-		return activities.OpenConversationResult{PreviousConversationID: "prev-1"}, nil
+		return activities.OpenConversationResult{PreviousConversationID: "prev-1", PreviousAgentID: h.previousAgent}, nil
 	}, activities.OpenConversationName)
 	reg(func(ctx context.Context, in activities.RecordTranscriptInput) error {
 		h.hook(activities.RecordTranscriptName)
@@ -191,6 +205,29 @@ func newHarness(t *testing.T) *harness {
 		h.flagged++
 		return nil
 	}, activities.MarkPageTokenInvalidName)
+	if st != nil {
+		h.registerLedger(st)
+		return h
+	}
+	// Routing off: the capacity ledger stands in as always having room.
+	reg(func(ctx context.Context, in activities.ClaimInput) (store.Assignment, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.ledger = append(h.ledger, in.How+":"+in.AgentID)
+		return store.Assignment{ConversationID: in.ConversationID, AgentID: in.AgentID, How: in.How}, nil
+	}, activities.ClaimConversationName)
+	reg(func(ctx context.Context, in activities.ReleaseInput) (store.Released, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.ledger = append(h.ledger, "release")
+		return store.Released{}, nil
+	}, activities.ReleaseCapacityName)
+	reg(func(ctx context.Context, in activities.ReleaseInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.ledger = append(h.ledger, "wrap_up")
+		return nil
+	}, activities.HoldForWrapUpName)
 	return h
 }
 

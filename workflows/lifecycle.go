@@ -30,7 +30,12 @@ func (c *conversation) run(ctx workflow.Context) error {
 		return err
 	}
 	for {
-		if err := c.locked(ctx, func() error { return c.checkDeadlines(ctx) }); err != nil {
+		if err := c.locked(ctx, func() error {
+			if err := c.checkDeadlines(ctx); err != nil {
+				return err
+			}
+			return c.checkRouting(ctx)
+		}); err != nil {
 			return err
 		}
 		if c.state.State == StateClosed {
@@ -61,8 +66,17 @@ func (c *conversation) run(ctx workflow.Context) error {
 				settingsChanged = true
 			})
 		}
-		for _, t := range c.timers {
-			if t.future != nil {
+		var offers []OfferSignal
+		if c.routingV {
+			sel.AddReceive(c.offers, func(ch workflow.ReceiveChannel, _ bool) {
+				var o OfferSignal
+				ch.Receive(ctx, &o)
+				c.signalsThisRun++
+				offers = append(append(offers, o), c.drainOffers()...)
+			})
+		}
+		for _, t := range append(c.timers[:], c.rtimers[:]...) {
+			if t != nil && t.future != nil {
 				sel.AddFuture(t.future, t.fire)
 			}
 		}
@@ -72,7 +86,17 @@ func (c *conversation) run(ctx workflow.Context) error {
 		}
 		if settingsChanged {
 			// The timers re-arm from the new settings at the top of the loop.
-			if err := c.locked(ctx, func() error { return c.loadSettings(ctx) }); err != nil {
+			if err := c.locked(ctx, func() error {
+				if err := c.loadSettings(ctx); err != nil {
+					return err
+				}
+				return c.routeIfUnrouted(ctx)
+			}); err != nil {
+				return err
+			}
+		}
+		if len(offers) > 0 {
+			if err := c.locked(ctx, func() error { return c.onOffers(ctx, offers) }); err != nil {
 				return err
 			}
 		}
@@ -122,6 +146,16 @@ func (c *conversation) prelude(ctx workflow.Context) (bool, error) {
 			return false, err
 		}
 	}
+	if c.routingV {
+		offers := c.in.Offers
+		c.in.Offers = nil
+		if err := c.onOffers(ctx, offers); err != nil {
+			return false, err
+		}
+		if err := c.routeIfUnrouted(ctx); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
 }
 
@@ -152,6 +186,11 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 		return nil
 	}
 	c.state.LastActivityAt = workflow.Now(ctx).UTC()
+	if c.state.State == StateWaiting && c.routingOn() {
+		// Set aside by the agent: the customer's reply brings it back to a
+		// queue, first to that agent when the workstream keeps the same agent.
+		return c.requeue(ctx)
+	}
 	if c.state.State == StateWaiting {
 		// Set aside by the agent: the customer's reply brings it back to that agent.
 		to := StateOpen
@@ -193,6 +232,9 @@ func (c *conversation) transition(ctx workflow.Context, to string) error {
 }
 
 func (c *conversation) close(ctx workflow.Context, reason string) error {
+	if err := c.release(ctx, "the conversation closes: release its capacity and queue place"); err != nil {
+		return err
+	}
 	now := workflow.Now(ctx).UTC()
 	c.state.ClosedAt = &now
 	c.state.ClosedReason = reason
@@ -226,6 +268,11 @@ func (c *conversation) autoCloseDeadline() time.Time {
 		d = s.AutoCloseWaiting
 	case StateWrapUp:
 		d, from = s.WrapUp, c.state.StateSince
+		if d <= 0 && c.routingV {
+			// A wrap-up of 0s closes at once, as documented (runs before
+			// routing kept such a conversation in wrap-up).
+			return from
+		}
 	}
 	if d <= 0 {
 		return time.Time{}
@@ -248,6 +295,7 @@ func (c *conversation) arm(ctx workflow.Context) {
 		c.timers[2].summary = "wrap-up duration"
 	}
 	c.timers[2].arm(ctx, c.autoCloseDeadline())
+	c.armRouting(ctx)
 }
 
 // checkDeadlines closes the conversation whose auto-close time has come,
@@ -336,9 +384,9 @@ func (c *conversation) continueAsNew(ctx workflow.Context) error {
 
 // published is what the search attributes and details last said.
 type published struct {
-	state, agent string
-	deadline     time.Time
-	details      string
+	state, agent, queue string
+	deadline            time.Time
+	details             string
 }
 
 // publish keeps Temporal Web current: search attributes (upserted only when
@@ -349,6 +397,13 @@ func (c *conversation) publish(ctx workflow.Context) error {
 	var updates []temporal.SearchAttributeUpdate
 	if c.published.state != c.state.State {
 		updates = append(updates, SearchAttrState.ValueSet(c.state.State))
+	}
+	if q := c.queueName(); c.routingV && c.published.queue != q {
+		if q == "" {
+			updates = append(updates, SearchAttrQueue.ValueUnset())
+		} else {
+			updates = append(updates, SearchAttrQueue.ValueSet(q))
+		}
 	}
 	if c.published.agent != c.state.AgentID {
 		if c.state.AgentID == "" {
@@ -365,6 +420,7 @@ func (c *conversation) publish(ctx workflow.Context) error {
 			return fmt.Errorf("upsert search attributes: %w", err)
 		}
 		c.published.state, c.published.agent, c.published.deadline = c.state.State, c.state.AgentID, m.ReplyDeadline
+		c.published.queue = c.queueName()
 	}
 	if d := c.details(now, m); d != c.published.details {
 		workflow.SetCurrentDetails(ctx, d)
@@ -379,7 +435,11 @@ func (c *conversation) details(now time.Time, m Mode) string {
 	agent := s.AgentID
 	switch s.State {
 	case StateOpen:
-		b.WriteString("**Open**: waiting for an agent to be assigned.")
+		if d := c.routingDetails(now); d != "" {
+			b.WriteString(d)
+		} else {
+			b.WriteString("**Open**: waiting for an agent to be assigned.")
+		}
 	case StateActive:
 		fmt.Fprintf(&b, "**Active** with agent %s: waiting for the agent to reply or end the conversation.", agent)
 	case StateWaiting:

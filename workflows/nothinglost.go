@@ -170,6 +170,9 @@ func (c *conversation) continueAsNewBounded(ctx workflow.Context) error {
 	}
 	next.Carried = &carried
 	next.Updates = c.updates
+	if c.routingV {
+		next.Offers = c.drainOffers()
+	}
 	return workflow.NewContinueAsNewError(ctx, ConversationWorkflow, next)
 }
 
@@ -197,6 +200,10 @@ func (c *conversation) finishBounded(ctx workflow.Context) error {
 		next := append(c.next, c.drain()...)
 		c.next = nil
 		c.drainSettings()
+		if c.routingV {
+			// Closing released the ledger: these offers hold nothing.
+			c.drainOffers()
+		}
 		if opensWindow(next) {
 			fresh := c.in
 			fresh.Carried, fresh.Pending, fresh.Updates = nil, next, c.updates

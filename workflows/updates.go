@@ -16,6 +16,8 @@ import (
 type AssignRequest struct {
 	ConversationID string `json:"conversation_id"`
 	AgentID        string `json:"agent_id"`
+	// Force lets a supervisor exceed the agent's capacity (routing runs).
+	Force bool `json:"force,omitempty"`
 }
 
 // ActionRequest is a transition asked by an agent (ActorAgentID) or by an
@@ -70,17 +72,23 @@ type TransitionResult struct {
 	AgentID        string `json:"agent_id,omitempty"`
 }
 
+type updateDef struct {
+	name, description  string
+	handler, validator any
+}
+
 func (c *conversation) registerUpdates(ctx workflow.Context) error {
-	for _, u := range []struct {
-		name, description  string
-		handler, validator any
-	}{
+	updates := []updateDef{
 		{UpdateAssign, "Give the conversation to an agent", c.assign, c.validateAssign},
 		{UpdateSetWaiting, "The agent sets the conversation aside", c.setWaiting, c.validateSetWaiting},
 		{UpdateEnd, "The agent ends the conversation (wrap-up)", c.end, c.validateEnd},
 		{UpdateClose, "Close the conversation now", c.closeByRequest, c.validateClose},
 		{UpdateSendReply, "Send the agent's reply to the customer, inside Meta's rules", c.sendReply, c.validateReply},
-	} {
+	}
+	if c.routingV {
+		updates = append(updates, c.routingUpdates()...)
+	}
+	for _, u := range updates {
 		opts := workflow.UpdateHandlerOptions{Validator: u.validator, Description: u.description}
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, opts); err != nil {
 			return fmt.Errorf("register %s update: %w", u.name, err)
@@ -130,6 +138,16 @@ func (c *conversation) validateAssign(ctx workflow.Context, r AssignRequest) err
 
 func (c *conversation) assign(ctx workflow.Context, r AssignRequest) (TransitionResult, error) {
 	return c.transitionUpdate(ctx, UpdateAssign, func() error { return c.validateAssign(ctx, r) }, func() error {
+		if c.ledger() {
+			// A supervisor's assignment goes through the capacity ledger
+			// like any other; it exceeds capacity only when forced.
+			asg, err := c.claim(ctx, "assign", r.AgentID, "", r.Force)
+			if err != nil {
+				return err
+			}
+			c.state.RoutingLog = appendLog(c.state.RoutingLog, "assigned to "+name(asg.AgentName, r.AgentID)+" by a supervisor")
+			return c.assignTo(ctx, r.AgentID, asg.AgentName)
+		}
 		c.state.AgentID = r.AgentID
 		return c.transition(ctx, StateActive)
 	})
@@ -178,7 +196,11 @@ func (c *conversation) validateSetWaiting(ctx workflow.Context, r ActionRequest)
 
 func (c *conversation) setWaiting(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
 	return c.transitionUpdate(ctx, UpdateSetWaiting, func() error { return c.validateSetWaiting(ctx, r) }, func() error {
-		return c.transition(ctx, StateWaiting)
+		if err := c.transition(ctx, StateWaiting); err != nil {
+			return err
+		}
+		// A waiting conversation holds no capacity.
+		return c.release(ctx, "set aside: release the agent's capacity")
 	})
 }
 
@@ -200,6 +222,9 @@ func (c *conversation) validateEnd(ctx workflow.Context, r ActionRequest) error 
 func (c *conversation) end(ctx workflow.Context, r ActionRequest) (TransitionResult, error) {
 	return c.transitionUpdate(ctx, UpdateEnd, func() error { return c.validateEnd(ctx, r) }, func() error {
 		if err := c.transition(ctx, StateWrapUp); err != nil {
+			return err
+		}
+		if err := c.wrapUpCapacity(ctx); err != nil {
 			return err
 		}
 		if text := c.state.Settings.EndedMessage; text != "" {
@@ -312,9 +337,23 @@ func (c *conversation) sendReplyLocked(ctx workflow.Context, r ReplyRequest) (Re
 		return ReplyResult{}, err
 	}
 	if c.state.State == StateWaiting {
-		if err := c.transition(ctx, StateActive); err != nil {
-			unlock()
-			return ReplyResult{}, err
+		// The agent answers: the conversation comes back to it, taking its
+		// capacity again; without room it stays waiting, and the reply still goes.
+		back := true
+		if c.ledger() {
+			if _, err := c.claim(ctx, "assign", r.AgentID, "", false); err != nil {
+				if _, refused := IsRefused(err); !refused {
+					unlock()
+					return ReplyResult{}, err
+				}
+				back = false
+			}
+		}
+		if back {
+			if err := c.transition(ctx, StateActive); err != nil {
+				unlock()
+				return ReplyResult{}, err
+			}
 		}
 	}
 	if err := c.sendMu.Lock(ctx); err != nil {

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"parley/routing"
+)
+
+// QueuedConversations lists a queue's waiting conversations in the order
+// they are served (priority, higher first; then the customer's wait, FIFO;
+// then conversation id), with their 1-based positions. A queue that never
+// existed is ErrNotFound; a deleted one lists what still waits in it.
+func (s *Store) QueuedConversations(ctx context.Context, queueID string) (_ []QueuedConversation, err error) {
+	defer wrap(&err, "store.QueuedConversations(%s)", queueID)
+	var n int
+	if err := get(ctx, s.db, &n, `SELECT COUNT(*) FROM queues WHERE id = ?`, queueID); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("queue %s: %w", queueID, ErrNotFound)
+	}
+	var rows []struct {
+		ConversationID string    `db:"conversation_id"`
+		QueueID        string    `db:"queue_id"`
+		Priority       int       `db:"priority"`
+		WaitingSince   time.Time `db:"waiting_since"`
+		EnqueuedAt     time.Time `db:"enqueued_at"`
+		Mode           string    `db:"mode"`
+		Note           string    `db:"note"`
+		OfferedTo      string    `db:"offered_to"`
+	}
+	if err := list(ctx, s.db, &rows, `SELECT i.conversation_id, i.queue_id, i.priority, i.waiting_since, i.enqueued_at, i.mode, i.note,
+			COALESCE(h.agent_id, '') AS offered_to
+		FROM queue_items i
+		LEFT JOIN capacity_holds h ON h.conversation_id = i.conversation_id AND h.kind = 'offer' AND h.offer_id = i.offer_id
+			AND i.offer_id <> ''
+		WHERE i.queue_id = ?
+		ORDER BY i.priority DESC, i.waiting_since, i.conversation_id`, queueID); err != nil {
+		return nil, err
+	}
+	out := make([]QueuedConversation, len(rows))
+	for i, r := range rows {
+		out[i] = QueuedConversation{ConversationID: r.ConversationID, QueueID: r.QueueID, Position: i + 1, Priority: r.Priority,
+			WaitingSince: r.WaitingSince.UTC(), EnqueuedAt: r.EnqueuedAt.UTC(), Mode: r.Mode, OfferedTo: r.OfferedTo, Note: r.Note}
+	}
+	return out, nil
+}
+
+// AgentLoads returns the load of every live agent, oldest agent first (the
+// invariant checks and supervisors' views use it). Used and Holds come from
+// one statement: a consistent view of the ledger.
+func (s *Store) AgentLoads(ctx context.Context) (_ []AgentLoad, err error) {
+	defer wrap(&err, "store.AgentLoads")
+	var rows []struct {
+		ID       string `db:"id"`
+		Name     string `db:"name"`
+		Presence string `db:"presence"`
+		Capacity int    `db:"capacity_units"`
+		Used     int    `db:"used"`
+		Holds    int    `db:"holds"`
+		Forced   int    `db:"forced"`
+	}
+	if err := list(ctx, s.db, &rows, `SELECT a.id, a.name, a.presence, a.capacity_units,
+			COALESCE(u.used, 0) AS used, COALESCE(u.holds, 0) AS holds, COALESCE(u.forced, 0) AS forced
+		FROM agents a
+		LEFT JOIN (SELECT agent_id, SUM(units) AS used, COUNT(*) AS holds, MAX(CASE WHEN forced THEN 1 ELSE 0 END) AS forced
+			FROM capacity_holds GROUP BY agent_id) u ON u.agent_id = a.id
+		WHERE a.deleted_at IS NULL
+		ORDER BY a.created_at, a.id`); err != nil {
+		return nil, err
+	}
+	var members []struct {
+		AgentID string `db:"agent_id"`
+		QueueID string `db:"queue_id"`
+	}
+	if err := list(ctx, s.db, &members, `SELECT qa.agent_id, qa.queue_id FROM queue_agents qa
+		JOIN queues q ON q.id = qa.queue_id AND q.deleted_at IS NULL
+		ORDER BY q.priority, q.name, q.id`); err != nil {
+		return nil, err
+	}
+	queues := map[string][]string{}
+	for _, m := range members {
+		queues[m.AgentID] = append(queues[m.AgentID], m.QueueID)
+	}
+	out := make([]AgentLoad, len(rows))
+	for i, r := range rows {
+		out[i] = AgentLoad{AgentID: r.ID, Capacity: r.Capacity, Used: r.Used,
+			Presence: routing.EffectivePresence(r.Presence, r.Used, r.Capacity), Holds: r.Holds, Forced: r.Forced != 0,
+			QueueIDs: queues[r.ID], AgentName: r.Name}
+	}
+	return out, nil
+}
