@@ -46,7 +46,7 @@ test-unit:
 # against a real dev server.
 bench: $(TEMPORAL)
 	$(GO) test -run '^$$' -bench Gateway -benchtime 2000x -timeout 20m ./bench/
-	$(GO) test -run '^$$' -bench MessageToOffer -benchtime 600x -timeout 20m ./bench/
+	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench MessageToOffer -benchtime 600x -timeout 20m ./bench/
 
 vet:
 	$(GO) vet ./...

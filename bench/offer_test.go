@@ -149,6 +149,11 @@ func BenchmarkMessageToOffer(b *testing.B) {
 	if len(lat) < b.N {
 		b.Fatalf("%d of %d conversations got an offer within 2 minutes", len(lat), b.N)
 	}
+	sentBy := map[string]time.Time{}
+	for i := range b.N {
+		sentBy[fmt.Sprintf("bench-%d", i)] = sent[i]
+	}
+	breakdown(e, sentBy)
 	r := result{perSecond: achieved, latencies: lat}
 	report(b, r, "conversations")
 	fmt.Printf("\nmessage to offer, %d new conversations at %.1f/s (asked %.1f/s): p50 %v, p99 %v\n\n",

@@ -67,7 +67,10 @@ func Register(r sdkworker.Registry, d Deps) {
 
 // New builds a worker on taskQueue with everything registered.
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	// More pollers than the default 2: a conversation's start is several
+	// short activities in a row, and at 20 new conversations a second two
+	// pollers per kind kept tasks waiting (bench: p50 1.8 s -> 1.3 s).
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{MaxConcurrentWorkflowTaskPollers: 8, MaxConcurrentActivityTaskPollers: 8})
 	Register(w, d)
 	return w
 }
