@@ -213,7 +213,7 @@ func (in *matchInput) refuse(it *matchItem, a *matchAgent) string {
 func loadMatchInput(ctx context.Context, tx *sqlx.Tx) (*matchInput, error) {
 	in := &matchInput{queueName: map[string]string{}, members: map[string]map[string]bool{},
 		itemByID: map[string]*matchItem{}, agentByID: map[string]*matchAgent{}}
-	var queues []ledgerQueueRow
+	var queues []queueRow
 	if err := list(ctx, tx, &queues, `SELECT id, name, priority, assignment_method FROM queues WHERE deleted_at IS NULL ORDER BY id`); err != nil {
 		return nil, fmt.Errorf("queues: %w", err)
 	}

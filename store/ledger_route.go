@@ -194,14 +194,9 @@ func preferredUntil(r Route) *time.Time {
 // routeRetry is the result of a RouteAndEnqueue already done.
 func (s *Store) routeRetry(ctx context.Context, tx *sqlx.Tx, item itemRow, now time.Time) (RouteResult, error) {
 	res := RouteResult{Outcome: RouteQueued, QueueID: item.QueueID}
-	var qr ledgerQueueRow
-	if err := get(ctx, tx, &qr, `SELECT id, name, priority, assignment_method, time_zone, operating_hours, holidays, overflow
-		FROM queues WHERE id = ?`, item.QueueID); err != nil {
-		return RouteResult{}, fmt.Errorf("queue %s: %w", item.QueueID, err)
-	}
-	q, err := qr.queue()
+	q, err := queueOnly(ctx, tx, item.QueueID, false)
 	if err != nil {
-		return RouteResult{}, err
+		return RouteResult{}, fmt.Errorf("queue %s: %w", item.QueueID, err)
 	}
 	res.QueueName, res.WhileQueued = q.Name, q.Overflow.WhileQueued
 	waiting, est, err := s.queueStats(ctx, tx, q.ID, item.ConversationID, now)
@@ -231,7 +226,7 @@ func (s *Store) routeRetry(ctx context.Context, tx *sqlx.Tx, item itemRow, now t
 
 // routeChoice is where the rules and overflow send a conversation.
 type routeChoice struct {
-	queue      ledgerQueue
+	queue      Queue
 	waiting    int // others waiting in queue
 	est        time.Duration
 	ended      bool
@@ -244,7 +239,7 @@ type routeChoice struct {
 // overflow, following transfers.
 func (s *Store) chooseQueue(ctx context.Context, tx *sqlx.Tx, r Route, d routing.Distribution, now time.Time) (routeChoice, error) {
 	var ch routeChoice
-	stats := func(q ledgerQueue) (int, time.Duration, error) {
+	stats := func(q Queue) (int, time.Duration, error) {
 		return s.queueStats(ctx, tx, q.ID, r.ConversationID, now)
 	}
 	found := false
@@ -374,7 +369,7 @@ func ruleName(rules []routing.Rule, c routing.Context, queueID string) string {
 }
 
 // triggerWords says in plain words why an overflow rule fired.
-func triggerWords(trigger string, q ledgerQueue, waiting int, est time.Duration) string {
+func triggerWords(trigger string, q Queue, waiting int, est time.Duration) string {
 	switch trigger {
 	case routing.TriggerOutOfHours:
 		return q.Name + " is out of hours (out-of-hours rule)"

@@ -13,8 +13,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"parley/routing"
 )
 
 // Serialization of the ledger.
@@ -212,96 +210,20 @@ func queueName(ctx context.Context, q querier, queueID string) (string, error) {
 	return name, err
 }
 
-// ledgerQueue is a queue as routing sees it.
-type ledgerQueue struct {
-	ID       string
-	Name     string
-	Priority int
-	Method   string
-	Hours    routing.OperatingHours
-	Overflow routing.Overflow
-}
-
-type ledgerQueueRow struct {
-	ID             string `db:"id"`
-	Name           string `db:"name"`
-	Priority       int    `db:"priority"`
-	Method         string `db:"assignment_method"`
-	TimeZone       string `db:"time_zone"`
-	OperatingHours string `db:"operating_hours"`
-	Holidays       string `db:"holidays"`
-	Overflow       string `db:"overflow"`
-}
-
-// getLiveQueue returns a live queue; ok is false when it is missing or deleted.
-func getLiveQueue(ctx context.Context, q querier, id string) (_ ledgerQueue, ok bool, _ error) {
+// getLiveQueue returns a live queue without its members; ok is false when
+// it is missing or deleted.
+func getLiveQueue(ctx context.Context, q querier, id string) (_ Queue, ok bool, _ error) {
 	if id == "" {
-		return ledgerQueue{}, false, nil
+		return Queue{}, false, nil
 	}
-	var r ledgerQueueRow
-	err := get(ctx, q, &r, `SELECT id, name, priority, assignment_method, time_zone, operating_hours, holidays, overflow
-		FROM queues WHERE id = ? AND deleted_at IS NULL`, id)
+	lq, err := queueOnly(ctx, q, id, true)
 	if errors.Is(err, ErrNotFound) {
-		return ledgerQueue{}, false, nil
+		return Queue{}, false, nil
 	}
 	if err != nil {
-		return ledgerQueue{}, false, fmt.Errorf("queue %s: %w", id, err)
+		return Queue{}, false, fmt.Errorf("queue %s: %w", id, err)
 	}
-	lq, err := r.queue()
-	return lq, err == nil, err
-}
-
-// queue decodes the JSON columns. operating_hours holds the periods (a JSON
-// array) or a whole routing.OperatingHours (an object); holidays holds dates
-// ("2026-12-25") or objects with a "date".
-func (r ledgerQueueRow) queue() (ledgerQueue, error) {
-	q := ledgerQueue{ID: r.ID, Name: r.Name, Priority: r.Priority, Method: r.Method}
-	q.Hours.TimeZone = r.TimeZone
-	if hours := trimJSON(r.OperatingHours); hours != "" {
-		var err error
-		if hours[0] == '{' {
-			err = json.Unmarshal([]byte(hours), &q.Hours)
-			if q.Hours.TimeZone == "" {
-				q.Hours.TimeZone = r.TimeZone
-			}
-		} else {
-			err = json.Unmarshal([]byte(hours), &q.Hours.Periods)
-		}
-		if err != nil {
-			return ledgerQueue{}, fmt.Errorf("queue %s: operating hours: %w", r.ID, err)
-		}
-	}
-	if hol := trimJSON(r.Holidays); hol != "" && hol != "[]" {
-		var dates []string
-		if err := json.Unmarshal([]byte(hol), &dates); err != nil {
-			var objs []struct {
-				Date string `json:"date"`
-			}
-			if err2 := json.Unmarshal([]byte(hol), &objs); err2 != nil {
-				return ledgerQueue{}, fmt.Errorf("queue %s: holidays: %w", r.ID, err)
-			}
-			for _, o := range objs {
-				dates = append(dates, o.Date)
-			}
-		}
-		q.Hours.Holidays = append(q.Hours.Holidays, dates...)
-	}
-	if o := trimJSON(r.Overflow); o != "" {
-		if err := json.Unmarshal([]byte(o), &q.Overflow); err != nil {
-			return ledgerQueue{}, fmt.Errorf("queue %s: overflow: %w", r.ID, err)
-		}
-	}
-	return q, nil
-}
-
-func trimJSON(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\n' || s[0] == '\t' || s[0] == '\r') {
-		s = s[1:]
-	}
-	if s == "null" {
-		return ""
-	}
-	return s
+	return lq, true, nil
 }
 
 // decodeStrings decodes a JSON array of strings ("" or null: none).

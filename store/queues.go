@@ -502,11 +502,7 @@ func (s *Store) GetQueue(ctx context.Context, id string) (_ Queue, err error) {
 // getQueue returns a live queue with its members; lock is appended to the
 // query of the queue row (" FOR UPDATE" on PostgreSQL, or "").
 func getQueue(ctx context.Context, q querier, id, lock string) (Queue, error) {
-	var r queueRow
-	if err := get(ctx, q, &r, `SELECT `+queueColumns+` FROM queues WHERE id = ? AND deleted_at IS NULL`+lock, id); err != nil {
-		return Queue{}, err
-	}
-	out, err := r.queue()
+	out, err := readQueue(ctx, q, `SELECT `+queueColumns+` FROM queues WHERE id = ? AND deleted_at IS NULL`+lock, id)
 	if err != nil {
 		return Queue{}, err
 	}
@@ -519,6 +515,24 @@ func getQueue(ctx context.Context, q querier, id, lock string) (Queue, error) {
 		out.AgentIDs = []string{}
 	}
 	return out, nil
+}
+
+// queueOnly reads a queue without its members (the routing ledger's hot
+// path); a deleted one too unless live.
+func queueOnly(ctx context.Context, q querier, id string, live bool) (Queue, error) {
+	where := ""
+	if live {
+		where = " AND deleted_at IS NULL"
+	}
+	return readQueue(ctx, q, `SELECT `+queueColumns+` FROM queues WHERE id = ?`+where, id)
+}
+
+func readQueue(ctx context.Context, q querier, query string, args ...any) (Queue, error) {
+	var r queueRow
+	if err := get(ctx, q, &r, query, args...); err != nil {
+		return Queue{}, err
+	}
+	return r.queue()
 }
 
 // ListQueues returns the live queues with their members, in priority

@@ -223,12 +223,7 @@ func (c *conversation) transition(ctx workflow.Context, to string) error {
 			return err
 		}
 	}
-	actx := workflow.WithActivityOptions(ctx, storeActivity("save the conversation's state"))
-	if err := workflow.ExecuteActivity(actx, activities.SaveConversationName, c.recordInput(nil)).Get(ctx, nil); err != nil {
-		return fmt.Errorf("save conversation: %w", err)
-	}
-	c.wake.SendAsync(true)
-	return nil
+	return c.save(ctx)
 }
 
 func (c *conversation) close(ctx workflow.Context, reason string) error {
