@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
 	"parley/routing"
 	"parley/store"
@@ -18,6 +19,8 @@ import (
 const (
 	RouteConversationName = "RouteConversation"
 	DistributeRoundName   = "DistributeRound"
+	// DistributeAndDeliverName is a round that also signals its offers.
+	DistributeAndDeliverName = "DistributeAndDeliver"
 	AcceptOfferName       = "AcceptOffer"
 	DeclineOfferName      = "DeclineOffer"
 	ClaimConversationName = "ClaimConversation"
@@ -35,12 +38,29 @@ type Waker interface {
 	Wake(ctx context.Context, reason string) error
 }
 
+// OfferDeliverer signals an offer to its conversation's workflow.
+type OfferDeliverer interface {
+	// DeliverOffer returns ErrConversationGone when the workflow is closed.
+	DeliverOffer(ctx context.Context, o store.OfferMade) error
+}
+
+// ErrConversationGone: the conversation's workflow no longer runs.
+var ErrConversationGone = errors.New("the conversation's workflow is closed")
+
 // Routing moves conversations through the routing ledger (store/ledger.go)
 // and wakes the distributor after each change that may allow an offer.
 type Routing struct {
-	Store *store.Store
-	Waker Waker
-	Log   *slog.Logger
+	Store  *store.Store
+	Waker  Waker
+	Offers OfferDeliverer
+	Log    *slog.Logger
+}
+
+func (a *Routing) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
 }
 
 func (a *Routing) wake(ctx context.Context, reason string) error {
@@ -128,6 +148,60 @@ func (a *Routing) RouteConversation(ctx context.Context, in RouteInput) (RouteOu
 // DistributeRound makes the offers of one round (see store.DistributeRound).
 func (a *Routing) DistributeRound(ctx context.Context, round string, now time.Time) ([]store.OfferMade, error) {
 	return a.Store.DistributeRound(ctx, round, now)
+}
+
+// RoundResult is what a round did.
+type RoundResult struct {
+	Offers []store.OfferMade `json:"offers"`
+	// Withdrawn counts offers whose conversation had closed: taken back.
+	Withdrawn int `json:"withdrawn"`
+}
+
+// DistributeAndDeliver makes the offers of one round and signals each to
+// its conversation, in parallel, before it returns: the distributor's next
+// round never waits for a conversation's history. A retry (the worker died
+// after the commit) finds the same offers under the same round and signals
+// them again; a conversation takes a repeated offer once. An offer to a
+// closed conversation is taken back at once.
+func (a *Routing) DistributeAndDeliver(ctx context.Context, round string, now time.Time) (RoundResult, error) {
+	if a.Offers == nil {
+		return RoundResult{}, errors.New("distribution round: no offer deliverer configured")
+	}
+	offers, err := a.Store.DistributeRound(ctx, round, now)
+	if err != nil {
+		return RoundResult{}, err
+	}
+	gone := make([]bool, len(offers))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, o := range offers {
+		g.Go(func() error {
+			err := a.Offers.DeliverOffer(gctx, o)
+			if errors.Is(err, ErrConversationGone) {
+				gone[i] = true
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("deliver offer %s of conversation %s: %w", o.OfferID, o.ConversationID, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return RoundResult{}, err
+	}
+	res := RoundResult{Offers: offers}
+	for i, o := range offers {
+		if !gone[i] {
+			continue
+		}
+		a.log().Warn("offer not delivered: conversation closed; withdrawn", "conversation", o.ConversationID, "offer", o.OfferID)
+		if _, err := a.ReleaseCapacity(ctx, ReleaseInput{ConversationID: o.ConversationID, Now: now}); err != nil {
+			return RoundResult{}, fmt.Errorf("withdraw undelivered offer: %w", err)
+		}
+		res.Withdrawn++
+	}
+	return res, nil
 }
 
 // AcceptInput is an agent accepting an offer.

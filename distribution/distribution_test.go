@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	sdkworker "go.temporal.io/sdk/worker"
-
 	"parley/store"
 	"parley/testenv"
 	"parley/worker"
@@ -77,31 +75,38 @@ func stream(ctx context.Context, t *testing.T, e *testenv.Env, key string, f fun
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		var data strings.Builder
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "data:"):
-				data.WriteString(strings.TrimSpace(strings.TrimPrefix(line, "data:")))
-			case line == "" && data.Len() > 0:
-				var ev event
-				if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
-					t.Errorf("event %s: %v", data.String(), err)
-				} else if ev.ID > 0 {
-					if ev.ID <= last {
-						t.Errorf("event %d after %d: duplicate or out of order", ev.ID, last)
-					}
-					last = ev.ID
-					f(ev)
-				}
-				data.Reset()
+		readEvents(t, resp.Body, func(ev event) {
+			if ev.ID <= last {
+				t.Errorf("event %d after %d: duplicate or out of order", ev.ID, last)
 			}
-		}
+			last = ev.ID
+			f(ev)
+		})
 		resp.Body.Close()
 		if last < 0 {
 			last = 0
+		}
+	}
+}
+
+// readEvents decodes an SSE body, giving each event with an id to f.
+func readEvents(t *testing.T, body io.Reader, f func(event)) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var data strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data:"):
+			data.WriteString(strings.TrimSpace(strings.TrimPrefix(line, "data:")))
+		case line == "" && data.Len() > 0:
+			var ev event
+			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
+				t.Errorf("event %s: %v", data.String(), err)
+			} else if ev.ID > 0 {
+				f(ev)
+			}
+			data.Reset()
 		}
 	}
 }
@@ -122,10 +127,16 @@ type ledgerWatch struct {
 	violations []string
 	checks     int
 	maxUsed    map[string]int
-	// firstOffer is when each conversation was first offered.
-	firstOffer map[string]time.Time
+	// firstOffer is when each conversation was first offered, assigned
+	// when an agent first accepted it.
+	firstOffer, assigned map[string]time.Time
 	// lag: how long after their time-out expired offers were withdrawn.
-	lag []time.Duration
+	lag            []time.Duration
+	worstLag       time.Duration
+	worstLagExpiry time.Time
+	worstLagConv   string
+	// fifo checks the order of offers.
+	fifo *fifoWatch
 }
 
 func (w *ledgerWatch) violate(format string, args ...any) {
@@ -160,6 +171,9 @@ func (w *ledgerWatch) checkLedger(ctx context.Context, st *store.Store) {
 func (w *ledgerWatch) onEvent(ev event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if v := w.fifo.onEvent(ev); v != "" && len(w.violations) < 20 {
+		w.violations = append(w.violations, v)
+	}
 	var d offerData
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		return
@@ -178,7 +192,14 @@ func (w *ledgerWatch) onEvent(ev event) {
 		// lateRefused); how long after it the ledger gave its unit back
 		// is the workflow's lag, measured here.
 		if open, ok := w.offered[ev.ConversationID]; ok && ev.CreatedAt.After(open.ExpiresAt) {
-			w.lag = append(w.lag, ev.CreatedAt.Sub(open.ExpiresAt))
+			lag := ev.CreatedAt.Sub(open.ExpiresAt)
+			w.lag = append(w.lag, lag)
+			if lag > w.worstLag {
+				w.worstLag, w.worstLagExpiry, w.worstLagConv = lag, open.ExpiresAt, ev.ConversationID
+			}
+		}
+		if _, ok := w.assigned[ev.ConversationID]; !ok && d.Reason == "accepted" {
+			w.assigned[ev.ConversationID] = ev.CreatedAt
 		}
 		delete(w.offered, ev.ConversationID)
 	}
@@ -198,7 +219,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	// The worker runs here, so that the test can restart it alone.
-	startWorker := func() sdkworker.Worker {
+	startWorker := func() *worker.Worker {
 		w := worker.New(e.Temporal(), "parley-test", worker.Deps{Store: e.App.Store, Graph: e.App.Graph, Waker: e.App.Waker()})
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
@@ -258,7 +279,15 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	}
 
 	w := &ledgerWatch{t: t, offered: map[string]offerData{}, maxUsed: map[string]int{},
-		firstOffer: map[string]time.Time{}}
+		firstOffer: map[string]time.Time{}, assigned: map[string]time.Time{}, fifo: newFIFOWatch()}
+	for i, q := range queues {
+		w.fifo.priority[q] = i + 1
+	}
+	for _, a := range sims {
+		for _, q := range a.queues {
+			w.fifo.member(q, a.id)
+		}
+	}
 	var sentMu sync.Mutex
 	sentAt := map[string]time.Time{} // psid -> when the customer wrote
 	var wg sync.WaitGroup
@@ -326,6 +355,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	texts := []string{"my invoice is wrong", "the router blinks red", "hello", "question about my invoice", "wifi down", "how are you"}
 	start := time.Now()
 	restarted := false
+	var restartAt time.Time
 	for i := 0; i < conversations; i++ {
 		psid := fmt.Sprintf("78%013d", i)
 		sentMu.Lock()
@@ -337,6 +367,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 		if i == conversations/2 && !restarted {
 			// A worker restart in the middle of it all.
 			t0 := time.Now()
+			restartAt = t0
 			wk.Stop()
 			wk = startWorker()
 			restarted = true
@@ -380,20 +411,25 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	}
 	sort.Slice(w.lag, func(i, j int) bool { return w.lag[i] < w.lag[j] })
 	if n := len(w.lag); n > 0 {
-		t.Logf("expired offers given back after their time-out: p50 %s, max %s (%d offers)", w.lag[n/2].Round(time.Millisecond), w.lag[n-1].Round(time.Millisecond), n)
+		t.Logf("expired offers given back after their time-out: p50 %s, max %s (%d offers); the slowest, of %s, expired %s after the worker restart",
+			w.lag[n/2].Round(time.Millisecond), w.lag[n-1].Round(time.Millisecond), n, w.worstLagConv, w.worstLagExpiry.Sub(restartAt).Round(time.Millisecond))
 	}
 	if w.checks < 100 {
 		t.Errorf("only %d ledger checks ran: the invariant was not watched continuously", w.checks)
 	}
-	var lat []time.Duration
+	var lat, assign []time.Duration
 	for conv, psid := range conversationPSIDs(t, e) {
 		if at, ok := w.firstOffer[conv]; ok {
 			lat = append(lat, at.Sub(sentAt[psid]))
 		}
+		if at, ok := w.assigned[conv]; ok {
+			assign = append(assign, at.Sub(sentAt[psid]))
+		}
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) == 0 {
-		t.Fatal("no offer latency measured")
+	sort.Slice(assign, func(i, j int) bool { return assign[i] < assign[j] })
+	if len(lat) == 0 || len(assign) == 0 {
+		t.Fatal("no offer or assignment latency measured")
 	}
 	maxUsed := 0
 	for _, u := range w.maxUsed {
@@ -401,10 +437,15 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	}
 	t.Logf("%d conversations, %d agents of capacity %d, 3 queues: all settled in %s; %d ledger checks; max units held by one agent %d",
 		conversations, agents, capacity, elapsed.Round(time.Second), w.checks, maxUsed)
+	t.Logf("FIFO and queue priority checked at %d offers against the event log's queues", w.fifo.checks)
 	t.Logf("agents: %d accepted, %d rejected, %d offers left to time out, %d transfers, %d late accepts refused, %d presence changes",
 		accepted.Load(), rejected.Load(), ignored.Load(), transfers.Load(), lateRefused.Load(), presenceChanges.Load())
 	t.Logf("customer message to first offer: p50 %s, p99 %s (over %d conversations)",
 		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), len(lat))
+	// Including the time spent waiting for a free agent: 60 units for 500
+	// customers writing in about a minute.
+	t.Logf("customer message to assignment (accepted): p50 %s, p99 %s (over %d conversations)",
+		assign[len(assign)/2].Round(time.Millisecond), assign[len(assign)*99/100].Round(time.Millisecond), len(assign))
 }
 
 // call is an agent's request; a restarting Parley answers 0 (retry later).

@@ -429,3 +429,34 @@ func quietLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
+
+// StartAPIReplica runs a second Parley HTTP process (REST API, gateway and
+// event stream, no worker) on its own address, sharing this Env's database
+// and Temporal: two replicas behind a load balancer. It returns its base
+// URL; it stops when the test ends.
+func (e *Env) StartAPIReplica() string {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.HTTPAddr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.Open(ctx, cfg, quietLogger())
+	if err != nil {
+		cancel()
+		ln.Close()
+		e.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.ServeHTTP(ctx, ln) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("testenv: API replica: %v", err)
+		}
+		a.Close()
+	})
+	return "http://" + ln.Addr().String()
+}

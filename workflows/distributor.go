@@ -49,8 +49,10 @@ const DefaultSweep = 30 * time.Second
 
 // DistributorState is what the distributor has done.
 type DistributorState struct {
-	Rounds     int64     `json:"rounds"`
-	Offers     int64     `json:"offers"`
+	Rounds int64 `json:"rounds"`
+	Offers int64 `json:"offers"`
+	// Withdrawn counts offers to conversations that had closed.
+	Withdrawn  int64     `json:"withdrawn,omitempty"`
 	LastRound  time.Time `json:"last_round,omitzero"`
 	LastOffers int       `json:"last_offers"`
 	LastReason string    `json:"last_reason,omitempty"`
@@ -72,6 +74,10 @@ type distributor struct {
 	wakes  workflow.ReceiveChannel
 	signal int
 	sweep  lazyTimer
+	// deliverV 1: a round's activity signals its offers itself, so that
+	// rounds never wait for conversations' histories (under load the
+	// signals held rounds back by seconds).
+	deliverV workflow.Version
 }
 
 func (d *distributor) setup(ctx workflow.Context) error {
@@ -82,6 +88,7 @@ func (d *distributor) setup(ctx workflow.Context) error {
 		d.in.MaxRoundsPerRun = 300
 	}
 	d.state.Runs++
+	d.deliverV = workflow.GetVersion(ctx, "deliver-in-round", workflow.DefaultVersion, 1)
 	d.wakes = workflow.GetSignalChannel(ctx, SignalWake)
 	d.sweep = lazyTimer{summary: "safety-net distribution round"}
 	return workflow.SetQueryHandlerWithOptions(ctx, QueryDistributor, func() (DistributorState, error) {
@@ -146,8 +153,30 @@ func (d *distributor) wait(ctx workflow.Context) string {
 // round makes the offers of one round and signals each to its conversation.
 func (d *distributor) round(ctx workflow.Context, id, reason string) error {
 	now := workflow.Now(ctx).UTC()
-	var offers []store.OfferMade
 	actx := workflow.WithActivityOptions(ctx, storeActivity("distribution round: "+reason))
+	var offers []store.OfferMade
+	if d.deliverV == 1 {
+		var res activities.RoundResult
+		if err := workflow.ExecuteActivity(actx, activities.DistributeAndDeliverName, id, now).Get(ctx, &res); err != nil {
+			return fmt.Errorf("distribution round: %w", err)
+		}
+		offers = res.Offers
+		d.state.Withdrawn += int64(res.Withdrawn)
+	} else if err := d.roundSignalled(ctx, actx, id, now, &offers); err != nil {
+		return err
+	}
+	d.state.Rounds++
+	d.state.Offers += int64(len(offers))
+	d.state.LastRound, d.state.LastOffers, d.state.LastReason = now, len(offers), reason
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Distributor**: %d rounds, %d offers made. Last round at %s (%s): %d offer(s).",
+		d.state.Rounds, d.state.Offers, stamp(now), reason, len(offers)))
+	return nil
+}
+
+// roundSignalled is the first version's round: the workflow signals each
+// offer itself and waits for every signal before the next round.
+func (d *distributor) roundSignalled(ctx, actx workflow.Context, id string, now time.Time, out *[]store.OfferMade) error {
+	var offers []store.OfferMade
 	if err := workflow.ExecuteActivity(actx, activities.DistributeRoundName, id, now).Get(ctx, &offers); err != nil {
 		return fmt.Errorf("distribution round: %w", err)
 	}
@@ -160,8 +189,6 @@ func (d *distributor) round(ctx workflow.Context, id, reason string) error {
 	}
 	for i, f := range futures {
 		if err := f.Get(ctx, nil); err != nil {
-			// The conversation's workflow is gone (closed): nothing will
-			// answer the offer, so the ledger takes it back at once.
 			o := offers[i]
 			workflow.GetLogger(ctx).Warn("offer not delivered; withdrawn", "conversation", o.ConversationID, "error", err)
 			in := activities.ReleaseInput{ConversationID: o.ConversationID, Now: workflow.Now(ctx).UTC()}
@@ -169,12 +196,9 @@ func (d *distributor) round(ctx workflow.Context, id, reason string) error {
 			if err := workflow.ExecuteActivity(ractx, activities.ReleaseCapacityName, in).Get(ctx, nil); err != nil {
 				return fmt.Errorf("withdraw undelivered offer: %w", err)
 			}
+			d.state.Withdrawn++
 		}
 	}
-	d.state.Rounds++
-	d.state.Offers += int64(len(offers))
-	d.state.LastRound, d.state.LastOffers, d.state.LastReason = now, len(offers), reason
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Distributor**: %d rounds, %d offers made. Last round at %s (%s): %d offer(s).",
-		d.state.Rounds, d.state.Offers, stamp(now), reason, len(offers)))
+	*out = offers
 	return nil
 }
