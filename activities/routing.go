@@ -21,12 +21,12 @@ const (
 	DistributeRoundName   = "DistributeRound"
 	// DistributeAndDeliverName is a round that also signals its offers.
 	DistributeAndDeliverName = "DistributeAndDeliver"
-	AcceptOfferName       = "AcceptOffer"
-	DeclineOfferName      = "DeclineOffer"
-	ClaimConversationName = "ClaimConversation"
-	ReleaseCapacityName   = "ReleaseCapacity"
-	HoldForWrapUpName     = "HoldForWrapUp"
-	WakeDistributorName   = "WakeDistributor"
+	AcceptOfferName          = "AcceptOffer"
+	DeclineOfferName         = "DeclineOffer"
+	ClaimConversationName    = "ClaimConversation"
+	ReleaseCapacityName      = "ReleaseCapacity"
+	HoldForWrapUpName        = "HoldForWrapUp"
+	WakeDistributorName      = "WakeDistributor"
 )
 
 // LedgerRefusedType marks a ledger refusal the workflow turns into a
@@ -157,8 +157,9 @@ type RoundResult struct {
 	Withdrawn int `json:"withdrawn"`
 }
 
-// DistributeAndDeliver makes the offers of one round and signals each to
-// its conversation, in parallel, before it returns: the distributor's next
+// DistributeAndDeliver makes the offers of one round, signals each to its
+// conversation, in parallel, then announces them on the live event stream,
+// before it returns: the distributor's next
 // round never waits for a conversation's history. A retry (the worker died
 // after the commit) finds the same offers under the same round and signals
 // them again; a conversation takes a repeated offer once. An offer to a
@@ -167,7 +168,7 @@ func (a *Routing) DistributeAndDeliver(ctx context.Context, round string, now ti
 	if a.Offers == nil {
 		return RoundResult{}, errors.New("distribution round: no offer deliverer configured")
 	}
-	offers, err := a.Store.DistributeRound(ctx, round, now)
+	offers, err := a.Store.DistributeRoundUnannounced(ctx, round, now)
 	if err != nil {
 		return RoundResult{}, err
 	}
@@ -191,8 +192,10 @@ func (a *Routing) DistributeAndDeliver(ctx context.Context, round string, now ti
 		return RoundResult{}, err
 	}
 	res := RoundResult{Offers: offers}
+	var delivered []store.OfferMade
 	for i, o := range offers {
 		if !gone[i] {
+			delivered = append(delivered, o)
 			continue
 		}
 		a.log().Warn("offer not delivered: conversation closed; withdrawn", "conversation", o.ConversationID, "offer", o.OfferID)
@@ -200,6 +203,11 @@ func (a *Routing) DistributeAndDeliver(ctx context.Context, round string, now ti
 			return RoundResult{}, fmt.Errorf("withdraw undelivered offer: %w", err)
 		}
 		res.Withdrawn++
+	}
+	// Announced once the conversations know them: an agent accepting the
+	// moment the event arrives is never told the offer does not exist.
+	if err := a.Store.AnnounceOffers(ctx, delivered); err != nil {
+		return RoundResult{}, fmt.Errorf("announce offers: %w", err)
 	}
 	return res, nil
 }

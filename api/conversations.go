@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"parley/apierror"
+	"parley/routing"
 	"parley/store"
 	"parley/workflows"
 )
@@ -35,6 +36,20 @@ type conversationJSON struct {
 	ClosedReason           string     `json:"closed_reason,omitempty"`
 	// ReplyMode says what an agent may send now (single conversation only).
 	ReplyMode *replyModeJSON `json:"reply_mode,omitempty"`
+	// Queue is where it waits, while it does (single conversation only).
+	Queue *conversationQueueJSON `json:"queue,omitempty"`
+}
+
+// conversationQueueJSON is a waiting conversation's place and open offer.
+type conversationQueueJSON struct {
+	QueueID        string     `json:"queue_id"`
+	QueueName      string     `json:"queue_name"`
+	Position       int        `json:"position"`
+	Mode           string     `json:"mode"`
+	WaitingSince   time.Time  `json:"waiting_since"`
+	OfferedTo      string     `json:"offered_to,omitempty"`
+	OfferExpiresAt *time.Time `json:"offer_expires_at,omitempty"`
+	Note           string     `json:"note,omitempty"`
 }
 
 // replyModeJSON is Meta's rule applied now: response (inside 24 h),
@@ -107,22 +122,73 @@ func (s *Server) listConversations(c echo.Context) error {
 }
 
 func (s *Server) getConversation(c echo.Context) error {
-	cv, err := s.conversation(c)
+	cv, err := s.readableConversation(c)
 	if err != nil {
 		return err
 	}
 	return s.conversationResponse(c, cv)
 }
 
-// conversationResponse answers with one conversation and its reply mode.
+// conversationResponse answers with one conversation, its reply mode and
+// its place in a queue.
 func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) error {
+	ctx := c.Request().Context()
 	out := toConversationJSON(cv)
-	mode, err := s.replyMode(c.Request().Context(), cv)
+	mode, err := s.replyMode(ctx, cv)
 	if err != nil {
 		return err
 	}
 	out.ReplyMode = &mode
+	q, queued, err := s.opts.Store.ConversationInQueue(ctx, cv.ID)
+	if err != nil {
+		return apierror.Internal(err)
+	}
+	if queued {
+		qj := &conversationQueueJSON{QueueID: q.QueueID, Position: q.Position, Mode: q.Mode, WaitingSince: q.WaitingSince,
+			OfferedTo: q.OfferedTo, Note: q.Note}
+		if !q.OfferExpiresAt.IsZero() {
+			qj.OfferExpiresAt = &q.OfferExpiresAt
+		}
+		if queue, err := s.opts.Store.GetQueue(ctx, q.QueueID); err == nil {
+			qj.QueueName = queue.Name
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return apierror.Internal(err)
+		}
+		out.Queue = qj
+	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// readableConversation is conversation, and also lets an agent read (not
+// act on) a conversation offered to them, or waiting to be picked in one
+// of their queues: what they need to decide.
+func (s *Server) readableConversation(c echo.Context) (store.Conversation, error) {
+	ctx := c.Request().Context()
+	cv, err := s.opts.Store.GetConversation(ctx, c.Param("id"))
+	if err != nil {
+		return cv, storeError(err, "conversation", c.Param("id"))
+	}
+	p := PrincipalFrom(c)
+	if p.Role != RoleAgent || cv.AgentID == p.AgentID {
+		return cv, nil
+	}
+	q, queued, err := s.opts.Store.ConversationInQueue(ctx, cv.ID)
+	if err != nil {
+		return cv, apierror.Internal(err)
+	}
+	if queued && q.OfferedTo == p.AgentID {
+		return cv, nil
+	}
+	if queued && q.Mode == routing.ModePick {
+		mine, err := s.opts.Store.QueueIDsOfAgent(ctx, p.AgentID)
+		if err != nil {
+			return cv, apierror.Internal(err)
+		}
+		if slices.Contains(mine, q.QueueID) {
+			return cv, nil
+		}
+	}
+	return cv, apierror.NotFound("conversation", c.Param("id"))
 }
 
 // conversation loads the conversation of the URL, which an agent may see
@@ -183,7 +249,7 @@ type messageJSON struct {
 
 func (s *Server) listMessages(c echo.Context) error {
 	ctx := c.Request().Context()
-	if _, err := s.conversation(c); err != nil {
+	if _, err := s.readableConversation(c); err != nil {
 		return err
 	}
 	limit, err := queryInt(c, "limit", 100, 1000)

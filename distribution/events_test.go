@@ -2,9 +2,11 @@ package distribution_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +159,39 @@ func offerAcrossProcesses(t *testing.T, dbURL string) {
 		}
 	}
 	t.Logf("message to offer event on the other API process: %v", lat)
+
+	// The agent reads what it is offered, to decide; another agent cannot.
+	var cv struct {
+		State string
+		Queue *struct {
+			QueueName      string     `json:"queue_name"`
+			Position       int        `json:"position"`
+			OfferedTo      string     `json:"offered_to"`
+			OfferExpiresAt *time.Time `json:"offer_expires_at"`
+		}
+	}
+	first := offered["sse-0"]
+	if st, raw := e.DoWithKey(a.Key, http.MethodGet, "/api/v1/conversations/"+first, nil); st != http.StatusOK {
+		t.Fatalf("the offered agent reads the conversation: %d %s", st, raw)
+	} else if err := json.Unmarshal(raw, &cv); err != nil {
+		t.Fatal(err)
+	}
+	if cv.Queue == nil || cv.Queue.QueueName != "Support" || cv.Queue.OfferedTo != a.ID || cv.Queue.Position != 1 ||
+		cv.Queue.OfferExpiresAt == nil || time.Until(*cv.Queue.OfferExpiresAt) < 50*time.Minute {
+		t.Errorf("offered conversation's queue: %+v, want Support, position 1, offered to Ada for about 1 h", cv.Queue)
+	}
+	if st, raw := e.DoWithKey(a.Key, http.MethodGet, "/api/v1/conversations/"+first+"/messages", nil); st != http.StatusOK || !strings.Contains(string(raw), "hello") {
+		t.Errorf("the offered agent reads the transcript: %d %s", st, raw)
+	}
+	if st, raw := e.DoWithKey(a.Key, http.MethodPost, "/api/v1/conversations/"+first+"/messages", map[string]string{"text": "hi"}); st != http.StatusNotFound {
+		t.Errorf("the offered agent replies before accepting: %d %s, want 404", st, raw)
+	}
+	other := e.CreateAgent("Bob", "bob@example.com")
+	for _, path := range []string{"", "/messages"} {
+		if st, raw := e.DoWithKey(other.Key, http.MethodGet, "/api/v1/conversations/"+first+path, nil); st != http.StatusNotFound {
+			t.Errorf("another agent reads %s: %d %s, want 404", "/conversations/{id}"+path, st, raw)
+		}
+	}
 
 	// B drops, after the last event it had.
 	bSeen := append(bSeenFirst, drainUntilQuiet(b, 300*time.Millisecond)...)

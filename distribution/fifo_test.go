@@ -3,34 +3,53 @@ package distribution_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"testing"
 	"time"
 
 	"parley/store"
 )
 
-// fifoWatch replays the event log's queue: who waits where since when, and
-// which agents each conversation may not be offered to (they rejected it or
-// let it time out). At each offer it checks that no conversation the agent
-// could have taken was ahead of it: one waiting longer in the same queue,
-// or one waiting in a queue of higher priority the agent also serves.
+// fifoWatch replays the event log's queues: who waits where since when,
+// and which agents each conversation may not be offered to (they rejected
+// it or let it time out). At each offer it checks that no conversation the
+// agent could have taken was ahead of it: one waiting longer in the same
+// queue, or one waiting in a queue of higher priority the agent also
+// serves.
+//
+// An offer is announced after its conversation has it, a little after the
+// round made it; its made_after_event places it among the ledger's
+// events. So the watch keeps each conversation's history by event id, and
+// checks a round's offers, together, against the queues as they were then.
 type fifoWatch struct {
-	members      map[string][]string // queue -> agents
-	agentQueues  map[string][]string // agent -> queues
-	priority     map[string]int      // queue -> priority
-	items        map[string]fifoItem // conversation -> its queue place
-	waiting      map[string]bool     // conversation -> waiting without an offer
-	checks, skip int
+	members     map[string][]string // queue -> agents
+	agentQueues map[string][]string // agent -> queues
+	priority    map[string]int      // queue -> priority
+	history     map[string][]fifoState
+	// round is the batch of offers being announced (one made_after_event).
+	round       []fifoOffer
+	roundAfter  int64
+	checks      int
+	uncheckable int
 }
 
-type fifoItem struct {
+// fifoState is a conversation's place from event id on.
+type fifoState struct {
+	id       int64
+	waiting  bool
 	queue    string
 	since    time.Time
 	declined map[string]bool
 }
 
+type fifoOffer struct {
+	conversation, agent string
+}
+
 func newFIFOWatch() *fifoWatch {
 	return &fifoWatch{members: map[string][]string{}, agentQueues: map[string][]string{}, priority: map[string]int{},
-		items: map[string]fifoItem{}, waiting: map[string]bool{}}
+		history: map[string][]fifoState{}}
 }
 
 func (f *fifoWatch) member(queue, agent string) {
@@ -38,80 +57,197 @@ func (f *fifoWatch) member(queue, agent string) {
 	f.agentQueues[agent] = append(f.agentQueues[agent], queue)
 }
 
+func (f *fifoWatch) current(conv string) (fifoState, bool) {
+	h := f.history[conv]
+	if len(h) == 0 {
+		return fifoState{}, false
+	}
+	return h[len(h)-1], true
+}
+
+// at is the conversation's place as of event id.
+func (f *fifoWatch) at(conv string, id int64) (fifoState, bool) {
+	h := f.history[conv]
+	i, found := slices.BinarySearchFunc(h, id, func(s fifoState, id int64) int {
+		switch {
+		case s.id < id:
+			return -1
+		case s.id > id:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return h[i], true
+	}
+	if i == 0 {
+		return fifoState{}, false
+	}
+	return h[i-1], true
+}
+
+func (f *fifoWatch) set(conv string, s fifoState) {
+	f.history[conv] = append(f.history[conv], s)
+}
+
 // mayTake: the ledger skips agents who declined, unless every member of
 // the queue did.
-func (f *fifoWatch) mayTake(it fifoItem, agent string) bool {
-	if !it.declined[agent] {
+func (f *fifoWatch) mayTake(s fifoState, agent string) bool {
+	if !s.declined[agent] {
 		return true
 	}
-	for _, a := range f.members[it.queue] {
-		if !it.declined[a] {
+	for _, a := range f.members[s.queue] {
+		if !s.declined[a] {
 			return false
 		}
 	}
 	return true
 }
 
-// onEvent returns a violation, or "".
-func (f *fifoWatch) onEvent(ev event) string {
+// onEvent returns the violations found, if any.
+func (f *fifoWatch) onEvent(ev event) []string {
+	var out []string
+	if ev.Type != store.EventOfferCreated {
+		out = f.flush()
+	}
 	switch ev.Type {
 	case store.EventConversationQueued:
 		var d struct {
 			QueueID      string    `json:"queue_id"`
 			WaitingSince time.Time `json:"waiting_since"`
 		}
-		if json.Unmarshal(ev.Data, &d) != nil {
-			return ""
+		if json.Unmarshal(ev.Data, &d) == nil {
+			f.set(ev.ConversationID, fifoState{id: ev.ID, waiting: true, queue: d.QueueID, since: d.WaitingSince, declined: map[string]bool{}})
 		}
-		f.items[ev.ConversationID] = fifoItem{queue: d.QueueID, since: d.WaitingSince, declined: map[string]bool{}}
-		f.waiting[ev.ConversationID] = true
 	case store.EventOfferCreated:
-		it, ok := f.items[ev.ConversationID]
-		if !ok || !f.waiting[ev.ConversationID] {
-			f.skip++
-			return ""
+		var d struct {
+			MadeAfterEvent int64 `json:"made_after_event"`
 		}
-		delete(f.waiting, ev.ConversationID)
-		f.checks++
-		for conv := range f.waiting {
-			w := f.items[conv]
-			ahead := (w.queue == it.queue && w.since.Before(it.since)) ||
-				(w.queue != it.queue && f.priority[w.queue] < f.priority[it.queue] && contains(f.agentQueues[ev.AgentID], w.queue))
-			if ahead && f.mayTake(w, ev.AgentID) {
-				return fmt.Sprintf("FIFO: %s (queue %s, waiting since %s) offered to %s while %s (queue %s, waiting since %s) was ahead",
-					ev.ConversationID, it.queue, it.since.Format(time.StampMilli), ev.AgentID, conv, w.queue, w.since.Format(time.StampMilli))
-			}
+		if json.Unmarshal(ev.Data, &d) != nil {
+			return out
+		}
+		if d.MadeAfterEvent != f.roundAfter {
+			out = f.flush()
+		}
+		f.roundAfter = d.MadeAfterEvent
+		f.round = append(f.round, fifoOffer{conversation: ev.ConversationID, agent: ev.AgentID})
+		if s, ok := f.current(ev.ConversationID); ok {
+			s.id, s.waiting = ev.ID, false
+			f.set(ev.ConversationID, s)
 		}
 	case store.EventOfferWithdrawn:
 		var d offerData
 		if json.Unmarshal(ev.Data, &d) != nil {
-			return ""
+			return out
 		}
-		it, ok := f.items[ev.ConversationID]
+		s, ok := f.current(ev.ConversationID)
 		if !ok {
-			return ""
+			return out
 		}
+		s.id = ev.ID
 		switch d.Reason {
 		case "rejected", "timed_out":
 			// Back in its queue, without this agent.
-			it.declined[ev.AgentID] = true
-			f.waiting[ev.ConversationID] = true
-		case "accepted":
-			delete(f.items, ev.ConversationID)
+			s.declined = maps.Clone(s.declined)
+			s.declined[ev.AgentID] = true
+			s.waiting = true
 		default:
-			// Withdrawn by its conversation (it moved on): whether it
-			// waits again shows in the next queued or offer event.
-			delete(f.waiting, ev.ConversationID)
+			// Accepted, or withdrawn by its conversation (it moved on):
+			// whether it waits again shows in its next events.
+			s.waiting = false
 		}
+		f.set(ev.ConversationID, s)
 	}
-	return ""
+	return out
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
+// flush checks the round's offers against the queues as they were when
+// the round was made.
+func (f *fifoWatch) flush() []string {
+	round, after := f.round, f.roundAfter
+	f.round, f.roundAfter = nil, 0
+	if len(round) == 0 {
+		return nil
+	}
+	if after == 0 {
+		f.uncheckable += len(round) // a retried round: its place is unknown
+		return nil
+	}
+	inRound := map[string]bool{}
+	for _, o := range round {
+		inRound[o.conversation] = true
+	}
+	var out []string
+	for _, o := range round {
+		it, ok := f.at(o.conversation, after)
+		if !ok || !it.waiting {
+			f.uncheckable++
+			continue
+		}
+		f.checks++
+		for conv := range f.history {
+			if inRound[conv] {
+				continue
+			}
+			w, ok := f.at(conv, after)
+			if !ok || !w.waiting {
+				continue
+			}
+			ahead := (w.queue == it.queue && w.since.Before(it.since)) ||
+				(w.queue != it.queue && f.priority[w.queue] < f.priority[it.queue] && slices.Contains(f.agentQueues[o.agent], w.queue))
+			if ahead && f.mayTake(w, o.agent) {
+				out = append(out, fmt.Sprintf("FIFO: %s (queue %s, waiting since %s) offered to %s after event %d while %s (queue %s, waiting since %s) was ahead",
+					o.conversation, it.queue, it.since.Format(time.StampMilli), o.agent, after, conv, w.queue, w.since.Format(time.StampMilli)))
+			}
 		}
 	}
-	return false
+	return out
+}
+
+// The watch itself: an offer out of turn is caught, and one allowed by a
+// decline, or made before the other conversation came back, is not.
+func TestFIFOWatchFindsAnOfferOutOfTurn(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	queued := func(id int64, conv string, since time.Duration) event {
+		d, _ := json.Marshal(map[string]any{"queue_id": "q", "waiting_since": t0.Add(since)})
+		return event{ID: id, Type: store.EventConversationQueued, ConversationID: conv, QueueID: "q", Data: d}
+	}
+	offer := func(id int64, conv, agent string, after int64) event {
+		d, _ := json.Marshal(map[string]any{"made_after_event": after})
+		return event{ID: id, Type: store.EventOfferCreated, ConversationID: conv, AgentID: agent, QueueID: "q", Data: d}
+	}
+	withdrawn := func(id int64, conv, agent, reason string) event {
+		d, _ := json.Marshal(map[string]any{"reason": reason})
+		return event{ID: id, Type: store.EventOfferWithdrawn, ConversationID: conv, AgentID: agent, QueueID: "q", Data: d}
+	}
+	run := func(evs ...event) []string {
+		f := newFIFOWatch()
+		f.priority["q"] = 1
+		f.member("q", "ada")
+		f.member("q", "bob")
+		var out []string
+		for _, ev := range evs {
+			out = append(out, f.onEvent(ev)...)
+		}
+		return append(out, f.flush()...)
+	}
+	if v := run(queued(1, "a", 0), queued(2, "b", time.Second), offer(3, "b", "ada", 2)); len(v) != 1 {
+		t.Errorf("b offered before a, who waited longer: %v, want one violation", v)
+	}
+	if v := run(queued(1, "a", 0), queued(2, "b", time.Second), offer(3, "a", "bob", 2), offer(4, "b", "ada", 2)); len(v) != 0 {
+		t.Errorf("a and b offered in one round: %v", v)
+	}
+	if v := run(queued(1, "a", 0), offer(2, "a", "ada", 1), withdrawn(3, "a", "ada", "rejected"),
+		queued(4, "b", time.Second), offer(5, "b", "ada", 4)); len(v) != 0 {
+		t.Errorf("b offered to the agent who rejected a: %v", v)
+	}
+	// a came back (bob let it time out) after the round that offered b was made.
+	if v := run(queued(1, "a", 0), offer(2, "a", "bob", 1), queued(3, "b", time.Second),
+		withdrawn(4, "a", "bob", "timed_out"), offer(5, "b", "ada", 3)); len(v) != 0 {
+		t.Errorf("b offered in a round made before a came back: %v", v)
+	}
+	if v := run(queued(1, "a", 0), offer(2, "a", "bob", 1), queued(3, "b", time.Second),
+		withdrawn(4, "a", "bob", "timed_out"), offer(5, "b", "ada", 4)); len(v) != 1 {
+		t.Errorf("b offered to ada in a round made after a came back: %v, want one violation", v)
+	}
 }

@@ -86,6 +86,10 @@ type OfferMade struct {
 	QueueID        string
 	QueueName      string
 	ExpiresAt      time.Time
+	// MadeAfterEvent is the last event id when the round committed: the
+	// offer is announced later (AnnounceOffers), and this places it among
+	// the ledger's events. 0 when unknown (a retried round).
+	MadeAfterEvent int64
 }
 
 // Assignment is a conversation given to an agent.
@@ -168,6 +172,7 @@ type QueuedConversation struct {
 	EnqueuedAt     time.Time
 	Mode           string
 	OfferedTo      string // agent id while offered
+	OfferExpiresAt time.Time
 	Note           string
 }
 

@@ -30,6 +30,56 @@ import (
 // capacity invariant does not rest on Match.
 func (s *Store) DistributeRound(ctx context.Context, round string, now time.Time) (_ []OfferMade, err error) {
 	defer wrap(&err, "store.DistributeRound(%s)", round)
+	return s.distributeRound(ctx, round, now, true)
+}
+
+// DistributeRoundUnannounced is DistributeRound without the offer.created
+// events: the caller signals each offer to its conversation first, then
+// calls AnnounceOffers, so that an agent who accepts the moment the event
+// reaches them finds the offer already known to the conversation.
+func (s *Store) DistributeRoundUnannounced(ctx context.Context, round string, now time.Time) (_ []OfferMade, err error) {
+	defer wrap(&err, "store.DistributeRoundUnannounced(%s)", round)
+	return s.distributeRound(ctx, round, now, false)
+}
+
+// AnnounceOffers appends the offer.created events of offers that are still
+// open (one declined or withdrawn meanwhile is not announced after its
+// end). A repeated call appends nothing twice.
+func (s *Store) AnnounceOffers(ctx context.Context, offers []OfferMade) (err error) {
+	defer wrap(&err, "store.AnnounceOffers")
+	if len(offers) == 0 {
+		return nil
+	}
+	return s.ledgerTx(ctx, func(tx *sqlx.Tx) error {
+		var open []string
+		ids := make([]any, len(offers))
+		for i, o := range offers {
+			ids[i] = o.OfferID
+		}
+		if err := list(ctx, tx, &open, `SELECT offer_id FROM capacity_holds WHERE kind = 'offer' AND offer_id IN (`+
+			placeholders(len(ids))+`)`, ids...); err != nil {
+			return fmt.Errorf("open offers: %w", err)
+		}
+		var evs []NewEvent
+		for _, o := range offers {
+			if !slices.Contains(open, o.OfferID) {
+				continue
+			}
+			evs = append(evs, offerCreatedEvent(o))
+		}
+		return s.appendEvents(ctx, tx, evs...)
+	})
+}
+
+// offerCreatedEvent announces an offer to its agent (and supervisors).
+func offerCreatedEvent(o OfferMade) NewEvent {
+	return NewEvent{Type: EventOfferCreated, AgentID: o.AgentID, QueueID: o.QueueID, ConversationID: o.ConversationID,
+		DedupeKey: EventOfferCreated + ":" + o.OfferID,
+		Data: offerCreated{OfferID: o.OfferID, ConversationID: o.ConversationID, QueueID: o.QueueID, QueueName: o.QueueName,
+			ExpiresAt: o.ExpiresAt, AgentName: o.AgentName, MadeAfterEvent: o.MadeAfterEvent}}
+}
+
+func (s *Store) distributeRound(ctx context.Context, round string, now time.Time, announce bool) (_ []OfferMade, err error) {
 	if round == "" {
 		return nil, invalidf("a round id is required")
 	}
@@ -51,6 +101,14 @@ func (s *Store) DistributeRound(ctx context.Context, round string, now time.Time
 			return nil
 		}
 		offers := routing.Match(now, in.queues, in.agents, in.items)
+		var madeAfter int64
+		if !announce {
+			// Ledger transactions are serialized: no ledger event can
+			// come between this read and the commit.
+			if err := get(ctx, tx, &madeAfter, `SELECT last FROM event_counter WHERE id = 1`); err != nil {
+				return fmt.Errorf("last event: %w", err)
+			}
+		}
 		var evs []NewEvent
 		var offered []string
 		var holdArgs, itemArgs, itemIDs []any
@@ -79,11 +137,13 @@ func (s *Store) DistributeRound(ctx context.Context, round string, now time.Time
 				offered = append(offered, a.info.ID)
 			}
 			qname := in.queueName[it.row.QueueID]
-			out = append(out, OfferMade{OfferID: offerID, ConversationID: it.row.ConversationID, WorkflowID: it.row.WorkflowID,
-				AgentID: a.info.ID, AgentName: a.name, QueueID: it.row.QueueID, QueueName: qname, ExpiresAt: expires})
-			evs = append(evs, NewEvent{Type: EventOfferCreated, AgentID: a.info.ID, QueueID: it.row.QueueID,
-				ConversationID: it.row.ConversationID, Data: offerCreated{OfferID: offerID, ConversationID: it.row.ConversationID,
-					QueueID: it.row.QueueID, QueueName: qname, ExpiresAt: expires, AgentName: a.name}})
+			o := OfferMade{OfferID: offerID, ConversationID: it.row.ConversationID, WorkflowID: it.row.WorkflowID,
+				AgentID: a.info.ID, AgentName: a.name, QueueID: it.row.QueueID, QueueName: qname, ExpiresAt: expires,
+				MadeAfterEvent: madeAfter}
+			out = append(out, o)
+			if announce {
+				evs = append(evs, offerCreatedEvent(o))
+			}
 		}
 		// A few statements for the whole round, in chunks well under the
 		// databases' limits on parameters.
@@ -137,6 +197,7 @@ type offerCreated struct {
 	QueueName      string    `json:"queue_name"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	AgentName      string    `json:"agent_name"`
+	MadeAfterEvent int64     `json:"made_after_event,omitempty"`
 }
 
 // roundOffers returns the open offers a round made.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -21,18 +22,8 @@ func (s *Store) QueuedConversations(ctx context.Context, queueID string) (_ []Qu
 	if n == 0 {
 		return nil, fmt.Errorf("queue %s: %w", queueID, ErrNotFound)
 	}
-	var rows []struct {
-		ConversationID string    `db:"conversation_id"`
-		QueueID        string    `db:"queue_id"`
-		Priority       int       `db:"priority"`
-		WaitingSince   time.Time `db:"waiting_since"`
-		EnqueuedAt     time.Time `db:"enqueued_at"`
-		Mode           string    `db:"mode"`
-		Note           string    `db:"note"`
-		OfferedTo      string    `db:"offered_to"`
-	}
-	if err := list(ctx, s.db, &rows, `SELECT i.conversation_id, i.queue_id, i.priority, i.waiting_since, i.enqueued_at, i.mode, i.note,
-			COALESCE(h.agent_id, '') AS offered_to
+	var rows []queuedRow
+	if err := list(ctx, s.db, &rows, `SELECT `+queuedColumns+`, 0 AS ahead
 		FROM queue_items i
 		LEFT JOIN capacity_holds h ON h.conversation_id = i.conversation_id AND h.kind = 'offer' AND h.offer_id = i.offer_id
 			AND i.offer_id <> ''
@@ -42,10 +33,62 @@ func (s *Store) QueuedConversations(ctx context.Context, queueID string) (_ []Qu
 	}
 	out := make([]QueuedConversation, len(rows))
 	for i, r := range rows {
-		out[i] = QueuedConversation{ConversationID: r.ConversationID, QueueID: r.QueueID, Position: i + 1, Priority: r.Priority,
-			WaitingSince: r.WaitingSince.UTC(), EnqueuedAt: r.EnqueuedAt.UTC(), Mode: r.Mode, OfferedTo: r.OfferedTo, Note: r.Note}
+		r.Ahead = i
+		out[i] = r.queued()
 	}
 	return out, nil
+}
+
+// queuedRow is a queue item with its open offer's agent and time-out, and
+// how many items are served before it.
+type queuedRow struct {
+	ConversationID string       `db:"conversation_id"`
+	QueueID        string       `db:"queue_id"`
+	Priority       int          `db:"priority"`
+	WaitingSince   time.Time    `db:"waiting_since"`
+	EnqueuedAt     time.Time    `db:"enqueued_at"`
+	Mode           string       `db:"mode"`
+	Note           string       `db:"note"`
+	OfferedTo      string       `db:"offered_to"`
+	ExpiresAt      sql.NullTime `db:"expires_at"`
+	Ahead          int          `db:"ahead"`
+}
+
+// queuedColumns select a queuedRow (but ahead) from queue_items i joined
+// with its offer's hold h.
+const queuedColumns = `i.conversation_id, i.queue_id, i.priority, i.waiting_since, i.enqueued_at, i.mode, i.note,
+	COALESCE(h.agent_id, '') AS offered_to, h.expires_at`
+
+func (r queuedRow) queued() QueuedConversation {
+	q := QueuedConversation{ConversationID: r.ConversationID, QueueID: r.QueueID, Position: r.Ahead + 1, Priority: r.Priority,
+		WaitingSince: r.WaitingSince.UTC(), EnqueuedAt: r.EnqueuedAt.UTC(), Mode: r.Mode, OfferedTo: r.OfferedTo, Note: r.Note}
+	if r.ExpiresAt.Valid {
+		q.OfferExpiresAt = r.ExpiresAt.Time.UTC()
+	}
+	return q
+}
+
+// ConversationInQueue is where the conversation waits, if it does: its
+// queue item with its position, and the open offer's agent and time-out.
+func (s *Store) ConversationInQueue(ctx context.Context, conversationID string) (_ QueuedConversation, ok bool, err error) {
+	defer wrap(&err, "store.ConversationInQueue(%s)", conversationID)
+	var rows []queuedRow
+	// One statement: the position is that of the same snapshot.
+	if err := list(ctx, s.db, &rows, `SELECT `+queuedColumns+`,
+			(SELECT COUNT(*) FROM queue_items o WHERE o.queue_id = i.queue_id AND (o.priority > i.priority
+				OR (o.priority = i.priority AND (o.waiting_since < i.waiting_since
+					OR (o.waiting_since = i.waiting_since AND o.conversation_id < i.conversation_id))))) AS ahead
+		FROM queue_items i
+		LEFT JOIN capacity_holds h ON h.conversation_id = i.conversation_id AND h.kind = 'offer' AND h.offer_id = i.offer_id
+			AND i.offer_id <> ''
+		WHERE i.conversation_id = ?`, conversationID); err != nil {
+		return QueuedConversation{}, false, err
+	}
+	if len(rows) == 0 {
+		return QueuedConversation{}, false, nil
+	}
+	q := rows[0].queued()
+	return q, true, nil
 }
 
 // AgentLoads returns the load of every live agent, oldest agent first (the

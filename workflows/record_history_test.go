@@ -85,3 +85,105 @@ func save(t *testing.T, e *testenv.Env, workflowID, file string) {
 	}
 	t.Logf("%s: %d events", file, len(h.Events))
 }
+
+// TestRecordRoutingHistory records a routed conversation (queued, offered,
+// rejected, offered again and accepted, transferred to another agent,
+// waiting and back, closed after wrap-up) and the distributor that offered
+// it:
+//
+//	PARLEY_RECORD_HISTORY=1 go test -run TestRecordRoutingHistory ./workflows
+//
+// testdata/distributor_v1_signalled.json is the same scenario's distributor
+// recorded at commit 80cf42b, before rounds delivered their own offers
+// (version "deliver-in-round"): the workflow signalled each offer.
+func TestRecordRoutingHistory(t *testing.T) {
+	if os.Getenv("PARLEY_RECORD_HISTORY") == "" {
+		t.Skip("set PARLEY_RECORD_HISTORY=1 to record histories into testdata/")
+	}
+	e, ws, _ := itSetupPage(t, testenv.Options{TemporalInMemory: true})
+	var q struct{ ID string }
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/queues", map[string]any{"name": "Billing", "priority": 1}, &q)
+	agents := map[string]testenv.Agent{}
+	for _, name := range []string{"Ada", "Bob"} {
+		a := e.CreateAgent(name, name+"@example.com")
+		e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/agents/"+a.ID, map[string]any{"capacity_units": 2}, nil)
+		if st, raw := e.Do(http.MethodPut, "/api/v1/queues/"+q.ID+"/agents/"+a.ID, nil); st >= 300 {
+			t.Fatalf("membership: %d %s", st, raw)
+		}
+		if st, raw := e.DoWithKey(a.Key, http.MethodPut, "/api/v1/agents/"+a.ID+"/presence", map[string]string{"presence": "available"}); st != http.StatusOK {
+			t.Fatalf("presence: %d %s", st, raw)
+		}
+		agents[a.ID] = a
+	}
+	e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/workstreams/"+ws, map[string]any{
+		"wrap_up_duration": "2s",
+		"distribution": map[string]any{"mode": "push", "capacity_units": 1, "offer_timeout": "1m", "fallback_queue": q.ID,
+			"keep_same_agent": map[string]any{"enabled": true, "wait": "30s"},
+			"routing_rules": []map[string]any{{"name": "billing", "queue": q.ID,
+				"conditions": []map[string]any{{"field": "first_message", "operator": "contains", "value": "invoice"}}}}},
+	}, nil)
+	const psid = "730000000000002"
+	ctx := t.Context()
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "My invoice is wrong"); err != nil {
+		t.Fatal(err)
+	}
+	conv := itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 })[0]
+	offeredTo := func(not string) testenv.Agent {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			var c struct {
+				Queue *struct {
+					OfferedTo string `json:"offered_to"`
+				} `json:"queue"`
+			}
+			e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+conv.ID, nil, &c)
+			if c.Queue != nil && c.Queue.OfferedTo != "" && c.Queue.OfferedTo != not {
+				return agents[c.Queue.OfferedTo]
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("no offer within 30 s")
+		return testenv.Agent{}
+	}
+	// The ledger shows an offer a moment before the conversation has it
+	// (the offer.created event waits for that): retry a refused action.
+	act := func(a testenv.Agent, path string, body any, want int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st, raw := e.DoWithKey(a.Key, http.MethodPost, "/api/v1/conversations/"+conv.ID+path, body)
+			if st == want {
+				return
+			}
+			if st != http.StatusConflict || time.Now().After(deadline) {
+				t.Fatalf("%s by %s: %d %s", path, a.ID, st, raw)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := offeredTo("")
+	act(first, "/reject", nil, http.StatusOK)
+	second := offeredTo(first.ID)
+	act(second, "/accept", nil, http.StatusOK)
+	act(second, "/messages", map[string]string{"text": "Let me pass you to my colleague."}, http.StatusCreated)
+	act(second, "/transfer", map[string]string{"agent_id": first.ID, "note": "Invoice 42 charged twice"}, http.StatusOK)
+	act(first, "/messages", map[string]string{"text": "I see the double charge."}, http.StatusCreated)
+	act(first, "/waiting", nil, http.StatusOK)
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "Any news?"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(itTranscript(t, e, conv.ID)) < 5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Back in the queue, kept for its last agent, who accepts again.
+	if again := offeredTo(""); again.ID != first.ID {
+		t.Fatalf("offered again to %s, want its last agent %s", again.ID, first.ID)
+	}
+	act(first, "/accept", nil, http.StatusOK)
+	act(first, "/messages", map[string]string{"text": "Refunded."}, http.StatusCreated)
+	act(first, "/close", nil, http.StatusOK)
+	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
+	time.Sleep(time.Second) // let the run end
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v4_routing_closed.json")
+	save(t, e, workflows.DistributorWorkflowID(), "testdata/distributor_v2_delivered.json")
+}
