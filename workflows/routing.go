@@ -438,7 +438,9 @@ func (c *conversation) routingDetails(now time.Time) string {
 	if q.Offer != nil {
 		return fmt.Sprintf("**Open**: offered to %s until %s (queue %s).", name(q.Offer.AgentName, q.Offer.AgentID), stamp(q.Offer.Until), q.QueueName)
 	}
-	s := fmt.Sprintf("**Open**: queued in %s (position %d when queued, waiting %s).", q.QueueName, q.Position, span(now.Sub(q.WaitingSince).Round(time.Second)))
+	// Temporal Web shows details as they were last set: a start time stays
+	// true where "waiting 2 min" would not.
+	s := fmt.Sprintf("**Open**: queued in %s since %s (position %d when it joined).", q.QueueName, stamp(q.WaitingSince), q.Position)
 	if !q.PreferredUntil.IsZero() && now.Before(q.PreferredUntil) {
 		s += fmt.Sprintf(" Kept for agent %s until %s.", q.PreferredAgentID, stamp(q.PreferredUntil))
 	}
