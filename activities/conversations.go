@@ -99,12 +99,7 @@ type Conversations struct {
 	Log   *slog.Logger
 }
 
-func (a *Conversations) log() *slog.Logger {
-	if a.Log == nil {
-		return slog.Default()
-	}
-	return a.Log
-}
+func (a *Conversations) log() *slog.Logger { return orDefault(a.Log) }
 
 // OpenConversation creates the conversation's row (idempotently) and finds
 // the customer's previous conversation, if any.

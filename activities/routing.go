@@ -56,12 +56,7 @@ type Routing struct {
 	Log    *slog.Logger
 }
 
-func (a *Routing) log() *slog.Logger {
-	if a.Log == nil {
-		return slog.Default()
-	}
-	return a.Log
-}
+func (a *Routing) log() *slog.Logger { return orDefault(a.Log) }
 
 func (a *Routing) wake(ctx context.Context, reason string) error {
 	if a.Waker == nil {

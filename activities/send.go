@@ -119,15 +119,20 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 // pageAuth reads what a call on behalf of the page needs: ErrNotFound when
 // the page (or its account) was deleted.
 func (a *Sender) pageAuth(ctx context.Context, pageRef string) (store.Page, messenger.PageAuth, error) {
-	page, err := a.Store.GetPage(ctx, pageRef)
+	return pageAuthOf(ctx, a.Store, pageRef)
+}
+
+// pageAuthOf is what calls to the Graph API on a page's behalf need.
+func pageAuthOf(ctx context.Context, st *store.Store, pageRef string) (store.Page, messenger.PageAuth, error) {
+	page, err := st.GetPage(ctx, pageRef)
 	if err != nil {
 		return page, messenger.PageAuth{}, err
 	}
-	token, err := a.Store.PageAccessToken(ctx, page.ID)
+	token, err := st.PageAccessToken(ctx, page.ID)
 	if err != nil {
 		return page, messenger.PageAuth{}, fmt.Errorf("page token: %w", err)
 	}
-	secret, err := a.Store.AccountAppSecret(ctx, page.AccountID)
+	secret, err := st.AccountAppSecret(ctx, page.AccountID)
 	if err != nil {
 		return page, messenger.PageAuth{}, fmt.Errorf("app secret: %w", err)
 	}
@@ -153,11 +158,14 @@ func notAttempted(err error, gone, format string, args ...any) error {
 	return temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: %v", what, err), SendNotAttemptedErrorType, err)
 }
 
-func (a *Sender) log() *slog.Logger {
-	if a.Log == nil {
+func (a *Sender) log() *slog.Logger { return orDefault(a.Log) }
+
+// orDefault is l, or slog's default logger when l is nil.
+func orDefault(l *slog.Logger) *slog.Logger {
+	if l == nil {
 		return slog.Default()
 	}
-	return a.Log
+	return l
 }
 
 func classify(res messenger.SendResponse, err error) SendOutcome {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,6 +39,36 @@ type conversationJSON struct {
 	ReplyMode *replyModeJSON `json:"reply_mode,omitempty"`
 	// Queue is where it waits, while it does (single conversation only).
 	Queue *conversationQueueJSON `json:"queue,omitempty"`
+	// Customer is who writes (single conversation only).
+	Customer *customerJSON `json:"customer,omitempty"`
+}
+
+// customerJSON is the customer as Meta's profile API gave it, if it did:
+// an unknown name is absent, never a placeholder; the PSID is the identity.
+type customerJSON struct {
+	PSID                 string     `json:"psid"`
+	NameKnown            bool       `json:"name_known"`
+	Name                 string     `json:"name,omitempty"`
+	FirstName            string     `json:"first_name,omitempty"`
+	LastName             string     `json:"last_name,omitempty"`
+	PictureURL           string     `json:"picture_url,omitempty"`
+	ProfileStatus        string     `json:"profile_status"`
+	ProfileError         string     `json:"profile_error,omitempty"`
+	ProfileFetchedAt     *time.Time `json:"profile_fetched_at,omitempty"`
+	NextProfileAttemptAt *time.Time `json:"next_profile_attempt_at,omitempty"`
+}
+
+func toCustomerJSON(c store.Customer) *customerJSON {
+	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
+	out := &customerJSON{PSID: c.PSID, NameKnown: name != "", Name: name, FirstName: c.FirstName, LastName: c.LastName,
+		PictureURL: c.PictureURL, ProfileStatus: c.ProfileStatus, ProfileError: c.ProfileError}
+	if !c.ProfileFetchedAt.IsZero() {
+		out.ProfileFetchedAt = &c.ProfileFetchedAt
+	}
+	if !c.NextProfileAttemptAt.IsZero() {
+		out.NextProfileAttemptAt = &c.NextProfileAttemptAt
+	}
+	return out
 }
 
 // conversationQueueJSON is a waiting conversation's place and open offer.
@@ -139,6 +170,14 @@ func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) err
 		return err
 	}
 	out.ReplyMode = &mode
+	cust, err := s.opts.Store.GetCustomer(ctx, cv.PageRef, cv.PSID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		cust = store.Customer{PSID: cv.PSID, ProfileStatus: store.ProfileUnknown}
+	case err != nil:
+		return apierror.Internal(err)
+	}
+	out.Customer = toCustomerJSON(cust)
 	q, queued, err := s.opts.Store.ConversationInQueue(ctx, cv.ID)
 	if err != nil {
 		return apierror.Internal(err)

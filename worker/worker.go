@@ -62,6 +62,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	} {
 		r.RegisterActivityWithOptions(f, activity.RegisterOptions{Name: name})
 	}
+	cust := &activities.Customers{Store: d.Store, Graph: d.Graph, Log: d.Log}
+	r.RegisterActivityWithOptions(cust.LoadProfile, activity.RegisterOptions{Name: activities.LoadProfileName})
 	pages := &activities.Pages{Store: d.Store, Log: d.Log}
 	r.RegisterActivityWithOptions(pages.FlagPage, activity.RegisterOptions{Name: activities.FlagPageName})
 	// A distributor started before it had its own task queue keeps running here.

@@ -220,6 +220,10 @@ type ConversationState struct {
 	Assignments     int       `json:"assignments,omitempty"`
 	// RoutingLog says in plain words what routing did (latest 20).
 	RoutingLog []string `json:"routing_log,omitempty"`
+
+	// Customer is the customer's profile as last read (issue 8): its name
+	// is routing context; nil until read.
+	Customer *activities.CustomerProfile `json:"customer,omitempty"`
 }
 
 const recentKeysKept = 500
@@ -248,6 +252,7 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	// validated and handled as soon as they are registered.
 	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
 	c.routingV = c.nothingLost && workflow.GetVersion(ctx, versionRouting, workflow.DefaultVersion, 1) >= 1
+	c.profileV = c.nothingLost && workflow.GetVersion(ctx, versionProfile, workflow.DefaultVersion, 1) >= 1
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
@@ -279,6 +284,8 @@ type conversation struct {
 	nothingLost bool
 	// routingV: this run has issue 7's routing and capacity ledger.
 	routingV bool
+	// profileV: this run reads the customer's profile (versionProfile).
+	profileV bool
 	offers   workflow.ReceiveChannel
 	rtimers  [4]*lazyTimer
 	// updates answers retried update ids (see UpdateRecord).

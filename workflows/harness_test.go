@@ -54,6 +54,10 @@ type harness struct {
 	ledger []string
 	// previousAgent is the agent of the customer's previous conversation.
 	previousAgent string
+	// profile answers LoadProfile (nil: the name is unavailable, retried
+	// in 1 min); profileCalls counts the calls.
+	profile      func(now time.Time) activities.CustomerProfile
+	profileCalls int
 	// st and waker: the capacity ledger (newHarnessWith); offers are the
 	// offers the test's distributor made.
 	st     *store.Store
@@ -108,6 +112,16 @@ func newHarnessWith(t *testing.T, st *store.Store) *harness {
 		h.mu.Unlock()
 		return activities.OpenConversationResult{PreviousConversationID: "prev-1", PreviousAgentID: h.previousAgent}, nil
 	}, activities.OpenConversationName)
+	reg(func(ctx context.Context, in activities.ProfileInput) (activities.CustomerProfile, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.profileCalls++
+		if h.profile != nil {
+			return h.profile(in.Now), nil
+		}
+		return activities.CustomerProfile{Status: store.ProfileUnavailable, Reason: "Meta refused the profile (code 100, subcode 33)",
+			NextAttemptAt: in.Now.Add(time.Minute)}, nil
+	}, activities.LoadProfileName)
 	reg(func(ctx context.Context, in activities.RecordTranscriptInput) error {
 		h.hook(activities.RecordTranscriptName)
 		h.mu.Lock()

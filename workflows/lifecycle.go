@@ -146,6 +146,12 @@ func (c *conversation) prelude(ctx workflow.Context) (bool, error) {
 			return false, err
 		}
 	}
+	if c.profileV && c.state.Customer == nil {
+		// Before routing: rules may use the customer's name.
+		if err := c.loadProfile(ctx); err != nil {
+			return false, err
+		}
+	}
 	if c.routingV {
 		offers := c.in.Offers
 		c.in.Offers = nil
@@ -186,6 +192,13 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 		return nil
 	}
 	c.state.LastActivityAt = workflow.Now(ctx).UTC()
+	if c.profileV && c.state.Customer != nil && c.state.Customer.Due(c.state.LastActivityAt) {
+		// A name still unknown is asked again only once its wait is over
+		// (not on every message); a known one at most daily.
+		if err := c.loadProfile(ctx); err != nil {
+			return err
+		}
+	}
 	if c.state.State == StateWaiting && c.routingOn() {
 		// Set aside by the agent: the customer's reply brings it back to a
 		// queue, first to that agent when the workstream keeps the same agent.
@@ -464,6 +477,9 @@ func (c *conversation) details(now time.Time, m Mode) string {
 		} else {
 			fmt.Fprintf(&b, "\n\nCloses automatically at %s if nothing happens.", stamp(d))
 		}
+	}
+	if d := c.customerDetails(); d != "" {
+		b.WriteString("\n\n" + d)
 	}
 	fmt.Fprintf(&b, "\n\n%d message(s) from the customer, %d from agents, %d from the page outside Parley.",
 		s.CustomerMessages, s.AgentMessages, s.PageMessages)

@@ -123,6 +123,7 @@ func TestRecordRoutingHistory(t *testing.T) {
 				"conditions": []map[string]any{{"field": "first_message", "operator": "contains", "value": "invoice"}}}}},
 	}, nil)
 	const psid = "730000000000002"
+	e.Meta.SetUserProfile(itPageID, psid, "Ada", "Lovelace", true)
 	ctx := t.Context()
 	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "My invoice is wrong"); err != nil {
 		t.Fatal(err)
@@ -184,6 +185,8 @@ func TestRecordRoutingHistory(t *testing.T) {
 	act(first, "/close", nil, http.StatusOK)
 	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
 	time.Sleep(time.Second) // let the run end
-	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v4_routing_closed.json")
+	// v4 (testdata/conversation_v4_routing_closed.json) was recorded before
+	// the customer's profile (versionProfile).
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v5_profile_routing_closed.json")
 	save(t, e, workflows.DistributorWorkflowID(), "testdata/distributor_v2_delivered.json")
 }

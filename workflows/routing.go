@@ -146,10 +146,14 @@ func ledgerRefusal(err error) error {
 
 // routingContext is what routing rules see of the conversation.
 func (c *conversation) routingContext() routing.Context {
-	return routing.Context{
+	rc := routing.Context{
 		PageRef: c.in.PageRef, PSID: c.in.PSID, FirstMessage: c.state.FirstMessage,
 		ReferralRef: c.state.ReferralRef, ReferralSource: c.state.ReferralSource,
 	}
+	if p := c.state.Customer; p != nil {
+		rc.CustomerName = p.Name()
+	}
+	return rc
 }
 
 // route chooses the conversation's queue and queues it; an overflow rule
