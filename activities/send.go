@@ -275,9 +275,10 @@ type Settings struct {
 	Messages map[string]string `json:"messages,omitempty"`
 }
 
-// routingTriggers are the automated messages the routing steps send.
+// routingTriggers are the automated messages the workflow sends by trigger
+// (routing's, and the privacy notice).
 var routingTriggers = []string{store.TriggerAgentAssigned, store.TriggerQueuePosition, store.TriggerOutOfHours,
-	store.TriggerOverflowEnd, store.TriggerNoAgent}
+	store.TriggerOverflowEnd, store.TriggerNoAgent, store.TriggerPrivacyNotice}
 
 // SettingsOf maps a workstream to the settings the workflow applies.
 func SettingsOf(w store.Workstream) Settings {

@@ -13,4 +13,7 @@ const (
 	TriggerOverflowEnd = "overflow_end"
 	// TriggerNoAgent: no agent could be assigned while it waited.
 	TriggerNoAgent = "no_agent_available"
+	// TriggerPrivacyNotice: a new conversation starts ("this conversation
+	// may be recorded..."), before routing (issue 8).
+	TriggerPrivacyNotice = "privacy_notice"
 )

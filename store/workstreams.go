@@ -85,7 +85,7 @@ const (
 )
 
 var triggers = []string{TriggerConversationEnded, TriggerAgentAssigned, TriggerQueuePosition, TriggerOutOfHours,
-	TriggerOverflowEnd, TriggerNoAgent}
+	TriggerOverflowEnd, TriggerNoAgent, TriggerPrivacyNotice}
 
 // Triggers returns the automated message triggers Parley knows.
 func Triggers() []string { return slices.Clone(triggers) }

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -56,5 +57,32 @@ func TestTheCustomersNameIsRoutingContextAndARefusalIsRetriedLater(t *testing.T)
 				t.Errorf("refused profile: %+v, want no name", c)
 			}
 		})
+	}
+}
+
+// The workstream's privacy notice goes to a new conversation first, before
+// the routing messages, untagged; a later message of the same conversation
+// does not send it again.
+func TestThePrivacyNoticeGoesFirstToANewConversationOnce(t *testing.T) {
+	f := newRoutingFixture(t)
+	general := f.queue("General", 1, routing.Overflow{}, routing.OperatingHours{})
+	h := f.routed(push(general.ID))
+	h.settings.Messages = map[string]string{
+		store.TriggerPrivacyNotice:  "This conversation may be recorded.",
+		store.TriggerQueuePosition: "You are number {position} in {queue}.",
+	}
+	h.customer(0, "m1", "hello")
+	h.customer(time.Minute, "m2", "still there?")
+	h.run(2 * time.Minute)
+	var texts []string
+	for _, s := range h.sends {
+		texts = append(texts, s.Text)
+		if s.Tag != "" || s.MessagingType != "RESPONSE" {
+			t.Errorf("automated message %q sent as %s/%s, want RESPONSE untagged", s.Text, s.MessagingType, s.Tag)
+		}
+	}
+	want := []string{"This conversation may be recorded.", "You are number 1 in General."}
+	if !slices.Equal(texts, want) {
+		t.Errorf("sent %q, want %q", texts, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"parley/activities"
 	"parley/messenger"
+	"parley/store"
 )
 
 // run is the conversation's lifecycle: open -> active <-> waiting ->
@@ -149,6 +150,13 @@ func (c *conversation) prelude(ctx workflow.Context) (bool, error) {
 	if c.profileV && c.state.Customer == nil {
 		// Before routing: rules may use the customer's name.
 		if err := c.loadProfile(ctx); err != nil {
+			return false, err
+		}
+	}
+	if c.profileV && c.state.Runs == 1 {
+		// A new conversation: the privacy notice first, if the workstream
+		// has one (inside the window only; otherwise the transcript says why).
+		if err := c.automated(ctx, store.TriggerPrivacyNotice, nil); err != nil {
 			return false, err
 		}
 	}
