@@ -68,7 +68,7 @@ func TestThePrivacyNoticeGoesFirstToANewConversationOnce(t *testing.T) {
 	general := f.queue("General", 1, routing.Overflow{}, routing.OperatingHours{})
 	h := f.routed(push(general.ID))
 	h.settings.Messages = map[string]string{
-		store.TriggerPrivacyNotice:  "This conversation may be recorded.",
+		store.TriggerPrivacyNotice: "This conversation may be recorded.",
 		store.TriggerQueuePosition: "You are number {position} in {queue}.",
 	}
 	h.customer(0, "m1", "hello")
