@@ -56,6 +56,16 @@ type customerJSON struct {
 	ProfileError         string     `json:"profile_error,omitempty"`
 	ProfileFetchedAt     *time.Time `json:"profile_fetched_at,omitempty"`
 	NextProfileAttemptAt *time.Time `json:"next_profile_attempt_at,omitempty"`
+	// Contact and PastConversations are the customer's summary, in a
+	// conversation's response.
+	Contact           *contactRefJSON        `json:"contact,omitempty"`
+	PastConversations []pastConversationJSON `json:"past_conversations,omitempty"`
+}
+
+// contactRefJSON names the contact a customer is linked to.
+type contactRefJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 func toCustomerJSON(c store.Customer) *customerJSON {
@@ -178,6 +188,9 @@ func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) err
 		return apierror.Internal(err)
 	}
 	out.Customer = toCustomerJSON(cust)
+	if err := s.customerSummary(ctx, cv, out.Customer); err != nil {
+		return err
+	}
 	q, queued, err := s.opts.Store.ConversationInQueue(ctx, cv.ID)
 	if err != nil {
 		return apierror.Internal(err)
@@ -196,6 +209,26 @@ func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) err
 		out.Queue = qj
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// customerSummary adds the customer's contact, if linked, and its other
+// conversations (of every customer of that contact).
+func (s *Server) customerSummary(ctx context.Context, cv store.Conversation, out *customerJSON) error {
+	ct, linked, err := s.opts.Store.ContactOfCustomer(ctx, cv.PageRef, cv.PSID)
+	if err != nil {
+		return apierror.Internal(err)
+	}
+	contactID := ""
+	if linked {
+		out.Contact = &contactRefJSON{ID: ct.ID, Name: ct.Name}
+		contactID = ct.ID
+	}
+	past, err := s.opts.Store.CustomerConversations(ctx, contactID, cv.PageRef, cv.PSID)
+	if err != nil {
+		return apierror.Internal(err)
+	}
+	out.PastConversations = toPastConversations(past, cv.ID)
+	return nil
 }
 
 // readableConversation is conversation, and also lets an agent read (not

@@ -99,3 +99,104 @@ func TestCustomerProfileNamesAndRoutesOrFallsBackToThePSID(t *testing.T) {
 		t.Errorf("customer with a hidden profile queued in %s, want General (the fallback)", hidden.Queue.QueueName)
 	}
 }
+
+// Issue 8, acceptance 2: an agent links its customer to a contact; the
+// customer's next conversation is linked by itself, and both the
+// conversation and the contact's summary list the past conversations.
+func TestLinkingAContactLinksTheNextConversation(t *testing.T) {
+	r := setupReplies(t, testenv.Options{TemporalInMemory: true}, "psid-contact")
+	e := r.e
+	var ct struct{ ID string }
+	if st, raw := e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/contacts", map[string]any{
+		"name": "Ada Lovelace", "emails": []string{"Ada@Example.com"}, "phones": []string{"+44 20 7946 0958"}}); st != http.StatusCreated {
+		t.Fatalf("create contact: %d %s", st, raw)
+	} else {
+		decodeJSON(t, raw, &ct)
+	}
+	for _, tc := range []struct {
+		body  any
+		field string
+	}{
+		{map[string]any{"emails": []string{"x@y.z"}}, "name"},
+		{map[string]any{"name": "x", "emails": []string{"nope"}}, "emails[0]"},
+		{map[string]any{"name": "x", "phones": []string{"call me"}}, "phones[0]"},
+	} {
+		st, raw := e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/contacts", tc.body)
+		if st != http.StatusBadRequest || !strings.Contains(string(raw), tc.field) {
+			t.Errorf("contact %v: %d %s, want 400 naming %s", tc.body, st, raw, tc.field)
+		}
+	}
+	var found struct{ Data []struct{ ID string } }
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/contacts?q=example.com", nil, &found)
+	if len(found.Data) != 1 || found.Data[0].ID != ct.ID {
+		t.Errorf("search by email: %+v", found.Data)
+	}
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/contacts?q=7946", nil, &found)
+	if len(found.Data) != 1 {
+		t.Errorf("search by phone: %+v", found.Data)
+	}
+
+	// The agent links its conversation's customer, then closes it.
+	if st, raw := e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/contact", map[string]string{"contact_id": ct.ID}); st != http.StatusOK {
+		t.Fatalf("link: %d %s", st, raw)
+	}
+	if st, raw := e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/contact", map[string]string{"contact_id": "nope"}); st != http.StatusBadRequest {
+		t.Errorf("link to an unknown contact: %d %s, want 400", st, raw)
+	}
+	other := e.CreateAgent("Bo", "bo@example.com")
+	if st, raw := e.DoWithKey(other.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/contact", map[string]string{"contact_id": ct.ID}); st != http.StatusNotFound {
+		t.Errorf("another agent links: %d %s, want 404", st, raw)
+	}
+	if st, raw := e.DoWithKey(r.agent.Key, http.MethodPost, "/api/v1/conversations/"+r.convID+"/close", nil); st != http.StatusOK {
+		t.Fatalf("close: %d %s", st, raw)
+	}
+
+	// The customer writes again: a new conversation, linked by itself.
+	if _, err := e.Meta.CustomerSends(t.Context(), pageID, "psid-contact", "Me again"); err != nil {
+		t.Fatal(err)
+	}
+	var next string
+	deadline := time.Now().Add(30 * time.Second)
+	for next == "" {
+		var list struct{ Data []struct{ ID string } }
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations?psid=psid-contact", nil, &list)
+		for _, c := range list.Data {
+			if c.ID != r.convID {
+				next = c.ID
+			}
+		}
+		if next == "" {
+			if time.Now().After(deadline) {
+				t.Fatal("no second conversation")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var cv struct {
+		Customer struct {
+			Contact *struct {
+				ID, Name string
+			}
+			PastConversations []struct {
+				ID      string
+				State   string
+				AgentID string `json:"agent_id"`
+			} `json:"past_conversations"`
+		}
+	}
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+next, nil, &cv)
+	if cv.Customer.Contact == nil || cv.Customer.Contact.ID != ct.ID || cv.Customer.Contact.Name != "Ada Lovelace" {
+		t.Errorf("the next conversation's contact: %+v, want Ada Lovelace", cv.Customer.Contact)
+	}
+	if p := cv.Customer.PastConversations; len(p) != 1 || p[0].ID != r.convID || p[0].State != "closed" || p[0].AgentID != r.agent.ID {
+		t.Errorf("past conversations: %+v, want the first one, closed, with its agent", p)
+	}
+	var sum struct {
+		Customers     []struct{ PSID string }
+		Conversations []struct{ ID string }
+	}
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/contacts/"+ct.ID+"/summary", nil, &sum)
+	if len(sum.Customers) != 1 || sum.Customers[0].PSID != "psid-contact" || len(sum.Conversations) != 2 || sum.Conversations[0].ID != next {
+		t.Errorf("summary: %+v, want the customer and both conversations, newest first", sum)
+	}
+}

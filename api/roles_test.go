@@ -88,6 +88,16 @@ var routeAccess = map[string]access{
 	"POST /api/v1/conversations/:id/transfer": closers,
 	"GET /api/v1/queues/:id/conversations":    readAll,
 	"GET /api/v1/events":                      readAll,
+
+	// Contacts (issue 8): everyone reads and edits them; supervisors and
+	// admins delete; an agent links its own conversation's customer.
+	"POST /api/v1/contacts":                  readAll,
+	"GET /api/v1/contacts":                   readAll,
+	"GET /api/v1/contacts/:id":               readAll,
+	"PATCH /api/v1/contacts/:id":             readAll,
+	"DELETE /api/v1/contacts/:id":            assigners,
+	"GET /api/v1/contacts/:id/summary":       readAll,
+	"POST /api/v1/conversations/:id/contact": closers,
 }
 
 // Issue 6, defect 12.

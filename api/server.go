@@ -107,6 +107,7 @@ func New(opts Options) *Server {
 	s.registerAgents(v1)
 	s.registerQueues(v1)
 	s.registerRouting(v1)
+	s.registerContacts(v1)
 	v1.GET("/events", s.streamEvents, anyone)
 
 	v1.POST("/api-keys", s.createAPIKey, admin)

@@ -173,13 +173,7 @@ func (s *Store) ListAgents(ctx context.Context) (_ []Agent, err error) {
 	if err := list(ctx, s.db, &rows, `SELECT `+agentColumns+` FROM agents WHERE deleted_at IS NULL ORDER BY created_at, id`); err != nil {
 		return nil, err
 	}
-	out := make([]Agent, len(rows))
-	for i, r := range rows {
-		if out[i], err = r.agent(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return decodeRows(rows, agentRow.agent)
 }
 
 // normalizeSkills checks a skill list (field names as in the API) and

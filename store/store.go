@@ -278,6 +278,18 @@ func list(ctx context.Context, q querier, dest any, query string, args ...any) e
 	return sqlx.SelectContext(ctx, q, dest, q.Rebind(query), args...)
 }
 
+// decodeRows turns the rows a query read into the store's values.
+func decodeRows[R, T any](rows []R, decode func(R) (T, error)) ([]T, error) {
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		var err error
+		if out[i], err = decode(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // exec runs a statement and returns the number of rows it changed.
 func exec(ctx context.Context, q querier, query string, args ...any) (int64, error) {
 	res, err := q.ExecContext(ctx, q.Rebind(query), args...)
