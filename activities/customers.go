@@ -37,6 +37,9 @@ type ProfileInput struct {
 	PageRef string    `json:"page_ref"`
 	PSID    string    `json:"psid"`
 	Now     time.Time `json:"now"`
+	// AutoCreateContact: once the name is known, link the customer to a
+	// new contact if it has none (the workstream's auto_create_contacts).
+	AutoCreateContact bool `json:"auto_create_contact,omitempty"`
 }
 
 // CustomerProfile is what the conversation knows of its customer. An
@@ -93,7 +96,7 @@ func (a *Customers) LoadProfile(ctx context.Context, in ProfileInput) (CustomerP
 		return CustomerProfile{}, fmt.Errorf("customer %s of page %s: %w", in.PSID, in.PageRef, err)
 	}
 	if p := profileOf(known); !p.Due(now) {
-		return p, nil
+		return p, a.ensureContact(ctx, in, p)
 	}
 	_, auth, err := pageAuthOf(ctx, a.Store, in.PageRef)
 	if errors.Is(err, store.ErrNotFound) {
@@ -116,7 +119,23 @@ func (a *Customers) LoadProfile(ctx context.Context, in ProfileInput) (CustomerP
 	if err != nil {
 		return CustomerProfile{}, err
 	}
-	return profileOf(c), nil
+	return profileOf(c), a.ensureContact(ctx, in, profileOf(c))
+}
+
+// ensureContact creates the customer's contact when the workstream asks
+// and the name is known (a contact is never named by a placeholder).
+func (a *Customers) ensureContact(ctx context.Context, in ProfileInput, p CustomerProfile) error {
+	if !in.AutoCreateContact || p.Name() == "" {
+		return nil
+	}
+	c, created, err := a.Store.EnsureContact(ctx, in.PageRef, in.PSID, p.Name())
+	if err != nil {
+		return fmt.Errorf("contact of customer %s: %w", in.PSID, err)
+	}
+	if created {
+		a.log().InfoContext(ctx, "contact created for customer", "page", in.PageRef, "psid", in.PSID, "contact", c.ID)
+	}
+	return nil
 }
 
 func (a *Customers) failed(ctx context.Context, in ProfileInput, reason string, now time.Time, wait time.Duration) (CustomerProfile, error) {

@@ -259,13 +259,15 @@ func (a *Sender) MarkPageTokenInvalid(ctx context.Context, in TokenInvalidInput)
 
 // Settings are the workstream settings the workflow applies.
 type Settings struct {
-	HumanAgentTag       bool          `json:"human_agent_tag"`
-	CustomerAttachments bool          `json:"customer_attachments"`
-	AgentAttachments    bool          `json:"agent_attachments"`
-	AutoCloseOpen       time.Duration `json:"auto_close_open"`
-	AutoCloseActive     time.Duration `json:"auto_close_active"`
-	AutoCloseWaiting    time.Duration `json:"auto_close_waiting"`
-	WrapUp              time.Duration `json:"wrap_up"`
+	HumanAgentTag       bool `json:"human_agent_tag"`
+	CustomerAttachments bool `json:"customer_attachments"`
+	// AutoCreateContacts: a contact for each named customer linked to none.
+	AutoCreateContacts bool          `json:"auto_create_contacts,omitempty"`
+	AgentAttachments   bool          `json:"agent_attachments"`
+	AutoCloseOpen      time.Duration `json:"auto_close_open"`
+	AutoCloseActive    time.Duration `json:"auto_close_active"`
+	AutoCloseWaiting   time.Duration `json:"auto_close_waiting"`
+	WrapUp             time.Duration `json:"wrap_up"`
 	// EndedMessage is the automated message sent when the agent ends the
 	// conversation ("" = none).
 	EndedMessage string `json:"ended_message,omitempty"`
@@ -285,6 +287,7 @@ func SettingsOf(w store.Workstream) Settings {
 	s := Settings{
 		HumanAgentTag:       w.HumanAgentTag,
 		CustomerAttachments: w.CustomerAttachments,
+		AutoCreateContacts:  w.AutoCreateContacts,
 		AgentAttachments:    w.AgentAttachments,
 		AutoCloseOpen:       w.AutoCloseOpen,
 		AutoCloseActive:     w.AutoCloseActive,

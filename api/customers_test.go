@@ -28,7 +28,7 @@ func TestCustomerProfileNamesAndRoutesOrFallsBackToThePSID(t *testing.T) {
 	}
 	general, vip := queue("General", 2), queue("VIP", 1)
 	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{
-		"name": "Acme", "page": page.ID,
+		"name": "Acme", "page": page.ID, "auto_create_contacts": true,
 		"distribution": map[string]any{"mode": "push", "fallback_queue": general, "routing_rules": []any{
 			map[string]any{"name": "Lovelaces", "queue": vip, "conditions": []any{
 				map[string]any{"field": "customer_name", "operator": "contains", "value": "Lovelace"}}}}},
@@ -47,6 +47,7 @@ func TestCustomerProfileNamesAndRoutesOrFallsBackToThePSID(t *testing.T) {
 			ProfileStatus        string     `json:"profile_status"`
 			ProfileError         string     `json:"profile_error"`
 			NextProfileAttemptAt *time.Time `json:"next_profile_attempt_at"`
+			Contact              *struct{ ID, Name string }
 		}
 		Queue *struct {
 			QueueName string `json:"queue_name"`
@@ -86,6 +87,9 @@ func TestCustomerProfileNamesAndRoutesOrFallsBackToThePSID(t *testing.T) {
 		c.PictureURL == "" || c.NextProfileAttemptAt != nil {
 		t.Errorf("named customer: %+v", c)
 	}
+	if named.Customer.Contact == nil || named.Customer.Contact.Name != "Ada Lovelace" {
+		t.Errorf("named customer's contact: %+v, want one created as Ada Lovelace (auto_create_contacts)", named.Customer.Contact)
+	}
 	if named.Queue.QueueName != "VIP" {
 		t.Errorf("named customer queued in %s, want VIP (rule on the name)", named.Queue.QueueName)
 	}
@@ -94,6 +98,9 @@ func TestCustomerProfileNamesAndRoutesOrFallsBackToThePSID(t *testing.T) {
 	if c := hidden.Customer; c.NameKnown || c.Name != "" || c.FirstName != "" || c.PSID != "psid-hidden" ||
 		c.ProfileStatus != "unavailable" || !strings.Contains(c.ProfileError, "code 100") || c.NextProfileAttemptAt == nil {
 		t.Errorf("customer with a hidden profile: %+v, want the PSID, no name, why, and when to retry", c)
+	}
+	if hidden.Customer.Contact != nil {
+		t.Errorf("customer with a hidden profile got a contact %+v: a contact is never named by a placeholder", hidden.Customer.Contact)
 	}
 	if hidden.Queue.QueueName != "General" {
 		t.Errorf("customer with a hidden profile queued in %s, want General (the fallback)", hidden.Queue.QueueName)

@@ -34,14 +34,16 @@ func (s *Server) registerWorkstreams(v1 *echo.Group) {
 // under top-level keys by topic, so that later ones (routing, distribution)
 // arrive as new keys without changing these.
 type workstreamJSON struct {
-	ID             string          `json:"id"`
-	Name           string          `json:"name"`
-	Page           string          `json:"page"`
-	Language       string          `json:"language"`
-	HumanAgentTag  bool            `json:"human_agent_tag"`
-	Attachments    attachmentsJSON `json:"attachments"`
-	AutoClose      autoCloseJSON   `json:"auto_close"`
-	WrapUpDuration string          `json:"wrap_up_duration"`
+	ID            string          `json:"id"`
+	Name          string          `json:"name"`
+	Page          string          `json:"page"`
+	Language      string          `json:"language"`
+	HumanAgentTag bool            `json:"human_agent_tag"`
+	Attachments   attachmentsJSON `json:"attachments"`
+	// AutoCreateContacts: a contact for each named customer linked to none.
+	AutoCreateContacts bool          `json:"auto_create_contacts"`
+	AutoClose          autoCloseJSON `json:"auto_close"`
+	WrapUpDuration     string        `json:"wrap_up_duration"`
 	// Every known trigger is listed, configured or not, so that clients
 	// can show them all.
 	AutomatedMessages map[string]store.AutomatedMessage `json:"automated_messages"`
@@ -69,13 +71,14 @@ func toWorkstreamJSON(w store.Workstream) workstreamJSON {
 	}
 	return workstreamJSON{
 		ID: w.ID, Name: w.Name, Page: w.PageRef, Language: w.Language, HumanAgentTag: w.HumanAgentTag,
-		Attachments:       attachmentsJSON{Customer: w.CustomerAttachments, Agent: w.AgentAttachments},
-		AutoClose:         autoCloseJSON{Open: w.AutoCloseOpen.String(), Active: w.AutoCloseActive.String(), Waiting: w.AutoCloseWaiting.String()},
-		WrapUpDuration:    w.WrapUpDuration.String(),
-		AutomatedMessages: msgs,
-		Distribution:      toDistributionJSON(w.Distribution),
-		CreatedAt:         w.CreatedAt,
-		UpdatedAt:         w.UpdatedAt,
+		Attachments:        attachmentsJSON{Customer: w.CustomerAttachments, Agent: w.AgentAttachments},
+		AutoCreateContacts: w.AutoCreateContacts,
+		AutoClose:          autoCloseJSON{Open: w.AutoCloseOpen.String(), Active: w.AutoCloseActive.String(), Waiting: w.AutoCloseWaiting.String()},
+		WrapUpDuration:     w.WrapUpDuration.String(),
+		AutomatedMessages:  msgs,
+		Distribution:       toDistributionJSON(w.Distribution),
+		CreatedAt:          w.CreatedAt,
+		UpdatedAt:          w.UpdatedAt,
 	}
 }
 
@@ -84,14 +87,15 @@ func toWorkstreamJSON(w store.Workstream) workstreamJSON {
 // Nested objects stay raw here and are decoded by workstreamUpdate, which
 // names their fields by dotted path.
 type workstreamRequest struct {
-	Name              *string         `json:"name"`
-	Page              *string         `json:"page"`
-	Language          *string         `json:"language"`
-	HumanAgentTag     *bool           `json:"human_agent_tag"`
-	Attachments       json.RawMessage `json:"attachments"`
-	AutoClose         json.RawMessage `json:"auto_close"`
-	WrapUpDuration    *string         `json:"wrap_up_duration"`
-	AutomatedMessages json.RawMessage `json:"automated_messages"`
+	Name               *string         `json:"name"`
+	Page               *string         `json:"page"`
+	Language           *string         `json:"language"`
+	HumanAgentTag      *bool           `json:"human_agent_tag"`
+	Attachments        json.RawMessage `json:"attachments"`
+	AutoCreateContacts *bool           `json:"auto_create_contacts"`
+	AutoClose          json.RawMessage `json:"auto_close"`
+	WrapUpDuration     *string         `json:"wrap_up_duration"`
+	AutomatedMessages  json.RawMessage `json:"automated_messages"`
 	// Distribution replaces the whole distribution; null turns routing off.
 	Distribution json.RawMessage `json:"distribution"`
 }
@@ -130,6 +134,7 @@ func (req workstreamRequest) workstreamUpdate(current map[string]store.Automated
 		u.Language = &lang
 	}
 	u.HumanAgentTag = req.HumanAgentTag
+	u.AutoCreateContacts = req.AutoCreateContacts
 	if present(req.Attachments) {
 		var a attachmentsRequest
 		if err := decodePart("attachments", req.Attachments, &a); err != nil {

@@ -30,7 +30,8 @@ type workstream struct {
 		Customer bool `json:"customer"`
 		Agent    bool `json:"agent"`
 	} `json:"attachments"`
-	AutoClose struct {
+	AutoCreateContacts bool `json:"auto_create_contacts"`
+	AutoClose          struct {
 		Open    string `json:"open"`
 		Active  string `json:"active"`
 		Waiting string `json:"waiting"`
@@ -137,12 +138,13 @@ func TestWorkstreamsAPI(t *testing.T) {
 	var full workstream
 	doJSON(t, e, http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{
 		"name": "Sales", "page": page2.ID, "language": "fr-ca", "human_agent_tag": true,
-		"attachments":        map[string]any{"customer": false, "agent": true},
-		"auto_close":         map[string]any{"open": "48h", "active": "0s", "waiting": "90s"},
-		"wrap_up_duration":   "1500ms",
-		"automated_messages": map[string]any{"conversation_ended": map[string]any{"enabled": true, "text": "Merci, à bientôt !"}},
+		"attachments":          map[string]any{"customer": false, "agent": true},
+		"auto_create_contacts": true,
+		"auto_close":           map[string]any{"open": "48h", "active": "0s", "waiting": "90s"},
+		"wrap_up_duration":     "1500ms",
+		"automated_messages":   map[string]any{"conversation_ended": map[string]any{"enabled": true, "text": "Merci, à bientôt !"}},
 	}, &full)
-	if full.Language != "fr-CA" || !full.HumanAgentTag || full.Attachments.Customer || !full.Attachments.Agent ||
+	if full.Language != "fr-CA" || !full.HumanAgentTag || full.Attachments.Customer || !full.Attachments.Agent || !full.AutoCreateContacts ||
 		full.AutoClose.Open != "48h0m0s" || full.AutoClose.Active != "0s" || full.AutoClose.Waiting != "1m30s" || full.WrapUpDuration != "1.5s" ||
 		full.AutomatedMessages["conversation_ended"] != (automatedMessage{Enabled: true, Text: "Merci, à bientôt !"}) {
 		t.Errorf("created with every setting: %+v", full)
@@ -162,14 +164,15 @@ func TestWorkstreamsAPI(t *testing.T) {
 	// PATCH merges nested objects field by field.
 	var patched workstream
 	doJSON(t, e, http.StatusOK, http.MethodPatch, "/api/v1/workstreams/"+full.ID, map[string]any{
-		"automated_messages": map[string]any{"conversation_ended": map[string]any{"enabled": false}},
-		"auto_close":         map[string]any{"waiting": "2h"},
-		"language":           "de",
+		"automated_messages":   map[string]any{"conversation_ended": map[string]any{"enabled": false}},
+		"auto_close":           map[string]any{"waiting": "2h"},
+		"language":             "de",
+		"auto_create_contacts": false,
 	}, &patched)
 	want = full
 	want.AutomatedMessages = maps.Clone(full.AutomatedMessages)
 	want.AutomatedMessages["conversation_ended"] = automatedMessage{Enabled: false, Text: "Merci, à bientôt !"}
-	want.AutoClose.Waiting, want.Language, want.UpdatedAt = "2h0m0s", "de", patched.UpdatedAt
+	want.AutoClose.Waiting, want.Language, want.UpdatedAt, want.AutoCreateContacts = "2h0m0s", "de", patched.UpdatedAt, false
 	if !patched.UpdatedAt.After(full.UpdatedAt) || !reflect.DeepEqual(patched, want) {
 		t.Errorf("patched = %+v\nwant %+v", patched, want)
 	}

@@ -265,6 +265,47 @@ func (s *Store) LinkCustomer(ctx context.Context, contactID, pageRef, psid strin
 	})
 }
 
+// EnsureContact links a customer linked to no contact to a new contact
+// named name (a workstream's auto_create_contacts); a customer already
+// linked keeps its contact. created says whether one was made.
+func (s *Store) EnsureContact(ctx context.Context, pageRef, psid, name string) (_ Contact, created bool, err error) {
+	defer wrap(&err, "store.EnsureContact(%s, %s)", pageRef, psid)
+	in, err := normalizeContact(ContactInput{Name: name})
+	if err != nil {
+		return Contact{}, false, err
+	}
+	var out Contact
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var id string
+		err := get(ctx, tx, &id, `SELECT l.contact_id FROM contact_customers l JOIN contacts c ON c.id = l.contact_id
+			AND c.deleted_at IS NULL WHERE l.page_ref = ? AND l.psid = ?`, pageRef, psid)
+		if err == nil {
+			out, err = getContact(ctx, tx, id)
+			return err
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if id, err = newID(); err != nil {
+			return err
+		}
+		now := s.timestamp(s.clock())
+		if _, err := exec(ctx, tx, `INSERT INTO contacts (id, name, emails, phones, external_ref, notes, created_at, updated_at)
+			VALUES (?, ?, '[]', '[]', '', '', ?, ?)`, id, in.Name, now, now); err != nil {
+			return err
+		}
+		if _, err := exec(ctx, tx, `INSERT INTO contact_customers (page_ref, psid, contact_id, linked_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (page_ref, psid) DO UPDATE SET contact_id = excluded.contact_id, linked_at = excluded.linked_at`,
+			pageRef, psid, id, now); err != nil {
+			return err
+		}
+		created = true
+		out, err = getContact(ctx, tx, id)
+		return err
+	})
+	return out, created, err
+}
+
 // ContactOfCustomer returns the contact a customer is linked to, if any.
 func (s *Store) ContactOfCustomer(ctx context.Context, pageRef, psid string) (_ Contact, ok bool, err error) {
 	defer wrap(&err, "store.ContactOfCustomer(%s, %s)", pageRef, psid)

@@ -75,6 +75,21 @@ func TestContacts(t *testing.T) {
 			linked[1].PSID != "psid-3" || linked[1].ProfileStatus != ProfileUnknown || linked[1].FirstName != "" {
 			t.Errorf("linked customers: %+v", linked)
 		}
+		// A workstream's auto_create_contacts: once per customer; a linked
+		// customer keeps its contact.
+		auto, created, err := s.EnsureContact(ctx, "page", "psid-4", "Grace Hopper")
+		if err != nil || !created || auto.Name != "Grace Hopper" {
+			t.Fatalf("ensure: %+v %v %v", auto, created, err)
+		}
+		if again, created, err := s.EnsureContact(ctx, "page", "psid-4", "Grace B. Hopper"); err != nil || created || again.ID != auto.ID {
+			t.Errorf("ensure again: %+v %v %v, want the same contact", again, created, err)
+		}
+		if kept, created, err := s.EnsureContact(ctx, "page", "psid-1", "Someone"); err != nil || created || kept.ID != ada.ID {
+			t.Errorf("ensure on a linked customer: %+v %v %v, want Ada's contact", kept, created, err)
+		}
+		if _, _, err := s.EnsureContact(ctx, "page", "psid-5", ""); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ensure without a name: %v, want ErrInvalid", err)
+		}
 		if err := s.LinkCustomer(ctx, "nope", "page", "psid-2"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("link to an unknown contact: %v", err)
 		}

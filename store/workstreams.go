@@ -31,6 +31,9 @@ type Workstream struct {
 	HumanAgentTag       bool
 	CustomerAttachments bool
 	AgentAttachments    bool
+	// AutoCreateContacts creates a contact for each customer whose name is
+	// known and who is linked to none (issue 8).
+	AutoCreateContacts bool
 	// Inactivity after which a conversation in that state is closed; 0 is never.
 	AutoCloseOpen    time.Duration
 	AutoCloseActive  time.Duration
@@ -63,6 +66,7 @@ type WorkstreamUpdate struct {
 	HumanAgentTag       *bool
 	CustomerAttachments *bool
 	AgentAttachments    *bool
+	AutoCreateContacts  *bool
 	AutoCloseOpen       *time.Duration
 	AutoCloseActive     *time.Duration
 	AutoCloseWaiting    *time.Duration
@@ -182,6 +186,7 @@ type workstreamRow struct {
 	HumanAgentTag       bool           `db:"human_agent_tag"`
 	CustomerAttachments bool           `db:"customer_attachments"`
 	AgentAttachments    bool           `db:"agent_attachments"`
+	AutoCreateContacts  bool           `db:"auto_create_contacts"`
 	AutoCloseOpenMS     int64          `db:"auto_close_open_ms"`
 	AutoCloseActiveMS   int64          `db:"auto_close_active_ms"`
 	AutoCloseWaitingMS  int64          `db:"auto_close_waiting_ms"`
@@ -195,7 +200,7 @@ type workstreamRow struct {
 }
 
 const workstreamColumns = `id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
-	auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
+	auto_create_contacts, auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
 	distribution, fallback_queue_id, created_at, updated_at, deleted_at`
 
 func (r workstreamRow) workstream() (Workstream, error) {
@@ -218,6 +223,7 @@ func (r workstreamRow) workstream() (Workstream, error) {
 		HumanAgentTag:       r.HumanAgentTag,
 		CustomerAttachments: r.CustomerAttachments,
 		AgentAttachments:    r.AgentAttachments,
+		AutoCreateContacts:  r.AutoCreateContacts,
 		AutoCloseOpen:       time.Duration(r.AutoCloseOpenMS) * time.Millisecond,
 		AutoCloseActive:     time.Duration(r.AutoCloseActiveMS) * time.Millisecond,
 		AutoCloseWaiting:    time.Duration(r.AutoCloseWaitingMS) * time.Millisecond,
@@ -252,6 +258,7 @@ func workstreamRowOf(w Workstream) (workstreamRow, error) {
 		HumanAgentTag:       w.HumanAgentTag,
 		CustomerAttachments: w.CustomerAttachments,
 		AgentAttachments:    w.AgentAttachments,
+		AutoCreateContacts:  w.AutoCreateContacts,
 		AutoCloseOpenMS:     w.AutoCloseOpen.Milliseconds(),
 		AutoCloseActiveMS:   w.AutoCloseActive.Milliseconds(),
 		AutoCloseWaitingMS:  w.AutoCloseWaiting.Milliseconds(),
@@ -319,11 +326,11 @@ func (s *Store) CreateWorkstream(ctx context.Context, w Workstream) (_ Workstrea
 		}
 		_, err = exec(ctx, tx, `
 			INSERT INTO workstreams (id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
-				auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
+				auto_create_contacts, auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
 				distribution, fallback_queue_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Name, r.PageRef, r.Language, r.HumanAgentTag, r.CustomerAttachments, r.AgentAttachments,
-			r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS, r.WrapUpMS, r.AutomatedMessages,
+			r.AutoCreateContacts, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS, r.WrapUpMS, r.AutomatedMessages,
 			r.Distribution, r.FallbackQueueID, s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt))
 		if isUniqueViolation(err) {
 			// A concurrent CreateWorkstream for the same page won.
@@ -453,11 +460,11 @@ func (s *Store) UpdateWorkstream(ctx context.Context, id string, u WorkstreamUpd
 		}
 		if err := execOne(ctx, tx, `
 			UPDATE workstreams SET name = ?, language = ?, human_agent_tag = ?, customer_attachments = ?,
-				agent_attachments = ?, auto_close_open_ms = ?, auto_close_active_ms = ?, auto_close_waiting_ms = ?,
+				agent_attachments = ?, auto_create_contacts = ?, auto_close_open_ms = ?, auto_close_active_ms = ?, auto_close_waiting_ms = ?,
 				wrap_up_ms = ?, automated_messages = ?, distribution = ?, fallback_queue_id = ?, updated_at = ?
 			WHERE id = ? AND deleted_at IS NULL`,
 			r.Name, r.Language, r.HumanAgentTag, r.CustomerAttachments,
-			r.AgentAttachments, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS,
+			r.AgentAttachments, r.AutoCreateContacts, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS,
 			r.WrapUpMS, r.AutomatedMessages, r.Distribution, r.FallbackQueueID, s.timestamp(r.UpdatedAt), id); err != nil {
 			return err
 		}
@@ -475,6 +482,7 @@ func (u WorkstreamUpdate) Apply(w *Workstream) {
 	setIf(&w.HumanAgentTag, u.HumanAgentTag)
 	setIf(&w.CustomerAttachments, u.CustomerAttachments)
 	setIf(&w.AgentAttachments, u.AgentAttachments)
+	setIf(&w.AutoCreateContacts, u.AutoCreateContacts)
 	setIf(&w.AutoCloseOpen, u.AutoCloseOpen)
 	setIf(&w.AutoCloseActive, u.AutoCloseActive)
 	setIf(&w.AutoCloseWaiting, u.AutoCloseWaiting)

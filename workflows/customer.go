@@ -15,7 +15,8 @@ const versionProfile = "customer-profile"
 // loadProfile reads the customer's profile; the activity asks Meta only
 // when due, and a refusal is not an error (the name stays unknown).
 func (c *conversation) loadProfile(ctx workflow.Context) error {
-	in := activities.ProfileInput{PageRef: c.in.PageRef, PSID: c.in.PSID, Now: workflow.Now(ctx).UTC()}
+	in := activities.ProfileInput{PageRef: c.in.PageRef, PSID: c.in.PSID, Now: workflow.Now(ctx).UTC(),
+		AutoCreateContact: c.state.Settings != nil && c.state.Settings.AutoCreateContacts}
 	actx := workflow.WithActivityOptions(ctx, storeActivity("read the customer's profile (name)"))
 	var p activities.CustomerProfile
 	if err := workflow.ExecuteActivity(actx, activities.LoadProfileName, in).Get(ctx, &p); err != nil {
