@@ -286,6 +286,9 @@ type conversation struct {
 	routingV bool
 	// profileV: this run reads the customer's profile (versionProfile).
 	profileV bool
+	// routingNow: route is waiting for the ledger's answer (a pick may
+	// already see the conversation queued).
+	routingNow bool
 	offers   workflow.ReceiveChannel
 	rtimers  [4]*lazyTimer
 	// updates answers retried update ids (see UpdateRecord).

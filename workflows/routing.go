@@ -160,6 +160,8 @@ func (c *conversation) routingContext() routing.Context {
 // may end it instead. queueID skips the rules (a transfer); prefer is the
 // agent to keep when the workstream keeps the same agent.
 func (c *conversation) route(ctx workflow.Context, queueID, note, prefer string, since time.Time) error {
+	c.routingNow = true
+	defer func() { c.routingNow = false }()
 	d := *c.state.Settings.Routing
 	now := workflow.Now(ctx).UTC()
 	c.state.RouteSeq++

@@ -17,7 +17,7 @@ func (c *conversation) routingUpdates() []updateDef {
 	return []updateDef{
 		{UpdateAccept, "The agent accepts the conversation offered to it", c.accept, c.validateAccept},
 		{UpdateReject, "The agent rejects the conversation offered to it", c.reject, c.validateReject},
-		{UpdatePick, "An agent picks the conversation from its queue (pick mode)", c.pick, c.validatePick},
+		{UpdatePick, "An agent picks the conversation from its queue (pick mode)", c.pick, c.validatePickEarly},
 		{UpdateTransfer, "Transfer the conversation to a queue or an agent", c.transfer, c.validateTransfer},
 	}
 }
@@ -95,6 +95,26 @@ func (c *conversation) validatePick(ctx workflow.Context, r PickRequest) error {
 	return nil
 }
 
+// validatePickEarly is pick's validator. The ledger shows a conversation
+// queued (the queue listing, the conversation.queued event) a moment
+// before the workflow has the routing activity's answer: a pick arriving
+// then is accepted and decided under the lock once routing is done.
+func (c *conversation) validatePickEarly(ctx workflow.Context, r PickRequest) error {
+	if c.routingNow && c.state.State == StateOpen && c.state.Queue == nil {
+		if _, ok := c.findUpdate(ctx, UpdatePick); ok {
+			return nil
+		}
+		if err := c.validateTarget(r.ConversationID); err != nil {
+			return err
+		}
+		if r.AgentID == "" {
+			return refuse("only agents pick conversations")
+		}
+		return nil
+	}
+	return c.validatePick(ctx, r)
+}
+
 func (c *conversation) stateWithAgent() string {
 	if c.state.AgentID != "" {
 		return c.state.State + " with agent " + c.state.AgentID
@@ -105,7 +125,12 @@ func (c *conversation) stateWithAgent() string {
 // pick gives the queued conversation to the first agent that picks it;
 // another agent picking at the same time is refused.
 func (c *conversation) pick(ctx workflow.Context, r PickRequest) (TransitionResult, error) {
-	return c.transitionUpdate(ctx, UpdatePick, func() error { return c.validatePick(ctx, r) }, func() error {
+	return c.transitionUpdate(ctx, UpdatePick, func() error {
+		if err := workflow.Await(ctx, func() bool { return !c.routingNow }); err != nil {
+			return err
+		}
+		return c.validatePick(ctx, r)
+	}, func() error {
 		asg, err := c.claim(ctx, "pick", r.AgentID, "", false)
 		if err != nil {
 			return err
