@@ -196,15 +196,10 @@ func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) err
 		return apierror.Internal(err)
 	}
 	if queued {
-		qj := &conversationQueueJSON{QueueID: q.QueueID, Position: q.Position, Mode: q.Mode, WaitingSince: q.WaitingSince,
-			OfferedTo: q.OfferedTo, Note: q.Note}
+		qj := &conversationQueueJSON{QueueID: q.QueueID, QueueName: q.QueueName, Position: q.Position, Mode: q.Mode,
+			WaitingSince: q.WaitingSince, OfferedTo: q.OfferedTo, Note: q.Note}
 		if !q.OfferExpiresAt.IsZero() {
 			qj.OfferExpiresAt = &q.OfferExpiresAt
-		}
-		if queue, err := s.opts.Store.GetQueue(ctx, q.QueueID); err == nil {
-			qj.QueueName = queue.Name
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return apierror.Internal(err)
 		}
 		out.Queue = qj
 	}
@@ -236,9 +231,9 @@ func (s *Server) customerSummary(ctx context.Context, cv store.Conversation, out
 // of their queues: what they need to decide.
 func (s *Server) readableConversation(c echo.Context) (store.Conversation, error) {
 	ctx := c.Request().Context()
-	cv, err := s.opts.Store.GetConversation(ctx, c.Param("id"))
+	cv, err := s.loadConversation(c)
 	if err != nil {
-		return cv, storeError(err, "conversation", c.Param("id"))
+		return cv, err
 	}
 	p := PrincipalFrom(c)
 	if p.Role != RoleAgent || cv.AgentID == p.AgentID {
@@ -266,9 +261,9 @@ func (s *Server) readableConversation(c echo.Context) (store.Conversation, error
 // conversation loads the conversation of the URL, which an agent may see
 // only when it is given to them.
 func (s *Server) conversation(c echo.Context) (store.Conversation, error) {
-	cv, err := s.opts.Store.GetConversation(c.Request().Context(), c.Param("id"))
+	cv, err := s.loadConversation(c)
 	if err != nil {
-		return cv, storeError(err, "conversation", c.Param("id"))
+		return cv, err
 	}
 	if p := PrincipalFrom(c); p.Role == RoleAgent && cv.AgentID != p.AgentID {
 		return cv, apierror.NotFound("conversation", c.Param("id"))

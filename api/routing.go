@@ -34,7 +34,7 @@ func (s *Server) rejectOffer(c echo.Context) error {
 }
 
 func (s *Server) offerAct(c echo.Context, name string) error {
-	cv, err := s.conversationForRouting(c)
+	cv, err := s.loadConversation(c)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (s *Server) offerAct(c echo.Context, name string) error {
 }
 
 func (s *Server) pickConversation(c echo.Context) error {
-	cv, err := s.conversationForRouting(c)
+	cv, err := s.loadConversation(c)
 	if err != nil {
 		return err
 	}
@@ -114,10 +114,10 @@ func (s *Server) transferConversation(c echo.Context) error {
 	return s.afterTransition(c, cv.ID)
 }
 
-// conversationForRouting reads the conversation of the path. Unlike the
-// transcript routes, agents reach conversations not yet theirs here: the
-// workflow checks the offer, the queue or the assignment.
-func (s *Server) conversationForRouting(c echo.Context) (store.Conversation, error) {
+// loadConversation reads the conversation of the path, whoever asks:
+// conversation and readableConversation check who may; the offer routes
+// leave that to the workflow (the offer, the queue or the assignment).
+func (s *Server) loadConversation(c echo.Context) (store.Conversation, error) {
 	id := c.Param("id")
 	cv, err := s.opts.Store.GetConversation(c.Request().Context(), id)
 	if err != nil {

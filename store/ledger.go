@@ -166,6 +166,7 @@ type Released struct {
 type QueuedConversation struct {
 	ConversationID string
 	QueueID        string
+	QueueName      string // "" once the queue is deleted
 	Position       int
 	Priority       int
 	WaitingSince   time.Time

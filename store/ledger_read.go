@@ -27,6 +27,7 @@ func (s *Store) QueuedConversations(ctx context.Context, queueID string) (_ []Qu
 		FROM queue_items i
 		LEFT JOIN capacity_holds h ON h.conversation_id = i.conversation_id AND h.kind = 'offer' AND h.offer_id = i.offer_id
 			AND i.offer_id <> ''
+		LEFT JOIN queues q ON q.id = i.queue_id AND q.deleted_at IS NULL
 		WHERE i.queue_id = ?
 		ORDER BY i.priority DESC, i.waiting_since, i.conversation_id`, queueID); err != nil {
 		return nil, err
@@ -44,6 +45,7 @@ func (s *Store) QueuedConversations(ctx context.Context, queueID string) (_ []Qu
 type queuedRow struct {
 	ConversationID string       `db:"conversation_id"`
 	QueueID        string       `db:"queue_id"`
+	QueueName      string       `db:"queue_name"`
 	Priority       int          `db:"priority"`
 	WaitingSince   time.Time    `db:"waiting_since"`
 	EnqueuedAt     time.Time    `db:"enqueued_at"`
@@ -55,12 +57,12 @@ type queuedRow struct {
 }
 
 // queuedColumns select a queuedRow (but ahead) from queue_items i joined
-// with its offer's hold h.
-const queuedColumns = `i.conversation_id, i.queue_id, i.priority, i.waiting_since, i.enqueued_at, i.mode, i.note,
+// with its offer's hold h and its queue q.
+const queuedColumns = `i.conversation_id, i.queue_id, COALESCE(q.name, '') AS queue_name, i.priority, i.waiting_since, i.enqueued_at, i.mode, i.note,
 	COALESCE(h.agent_id, '') AS offered_to, h.expires_at`
 
 func (r queuedRow) queued() QueuedConversation {
-	q := QueuedConversation{ConversationID: r.ConversationID, QueueID: r.QueueID, Position: r.Ahead + 1, Priority: r.Priority,
+	q := QueuedConversation{ConversationID: r.ConversationID, QueueID: r.QueueID, QueueName: r.QueueName, Position: r.Ahead + 1, Priority: r.Priority,
 		WaitingSince: r.WaitingSince.UTC(), EnqueuedAt: r.EnqueuedAt.UTC(), Mode: r.Mode, OfferedTo: r.OfferedTo, Note: r.Note}
 	if r.ExpiresAt.Valid {
 		q.OfferExpiresAt = r.ExpiresAt.Time.UTC()
@@ -81,6 +83,7 @@ func (s *Store) ConversationInQueue(ctx context.Context, conversationID string) 
 		FROM queue_items i
 		LEFT JOIN capacity_holds h ON h.conversation_id = i.conversation_id AND h.kind = 'offer' AND h.offer_id = i.offer_id
 			AND i.offer_id <> ''
+		LEFT JOIN queues q ON q.id = i.queue_id AND q.deleted_at IS NULL
 		WHERE i.conversation_id = ?`, conversationID); err != nil {
 		return QueuedConversation{}, false, err
 	}

@@ -56,7 +56,6 @@ func Register(r sdkworker.Registry, d Deps) {
 		activities.AcceptOfferName:       rt.AcceptOffer,
 		activities.DeclineOfferName:      rt.DeclineOffer,
 		activities.ClaimConversationName: rt.ClaimConversation,
-		activities.ReleaseCapacityName:   rt.ReleaseCapacity,
 		activities.HoldForWrapUpName:     rt.HoldForWrapUp,
 		activities.WakeDistributorName:   rt.WakeDistributor,
 	} {
@@ -66,17 +65,19 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(cust.LoadProfile, activity.RegisterOptions{Name: activities.LoadProfileName})
 	pages := &activities.Pages{Store: d.Store, Log: d.Log}
 	r.RegisterActivityWithOptions(pages.FlagPage, activity.RegisterOptions{Name: activities.FlagPageName})
-	// A distributor started before it had its own task queue keeps running here.
+	// ReleaseCapacity comes with it; a distributor started before it had its
+	// own task queue keeps running here.
 	RegisterDistributor(r, d)
 }
 
-// RegisterDistributor adds the distributor workflow and its round activity
-// (its other activity, ReleaseCapacity, is the conversations' too).
+// RegisterDistributor adds the distributor workflow and the activities it
+// calls (ReleaseCapacity is the conversations' too).
 func RegisterDistributor(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.DistributorWorkflow, workflow.RegisterOptions{Name: workflows.DistributorWorkflowName})
 	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Offers: d.Offers, Log: d.Log}
 	r.RegisterActivityWithOptions(rt.DistributeRound, activity.RegisterOptions{Name: activities.DistributeRoundName})
 	r.RegisterActivityWithOptions(rt.DistributeAndDeliver, activity.RegisterOptions{Name: activities.DistributeAndDeliverName})
+	r.RegisterActivityWithOptions(rt.ReleaseCapacity, activity.RegisterOptions{Name: activities.ReleaseCapacityName})
 }
 
 // DistributorTaskQueue is the distributor's own task queue: its workflow
@@ -107,8 +108,6 @@ func New(c client.Client, taskQueue string, d Deps) *Worker {
 	Register(conv, d)
 	dist := sdkworker.New(c, DistributorTaskQueue(taskQueue), sdkworker.Options{WorkerStopTimeout: 10 * time.Second})
 	RegisterDistributor(dist, d)
-	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Log: d.Log}
-	dist.RegisterActivityWithOptions(rt.ReleaseCapacity, activity.RegisterOptions{Name: activities.ReleaseCapacityName})
 	return &Worker{conversations: conv, distributor: dist}
 }
 

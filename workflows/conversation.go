@@ -289,8 +289,8 @@ type conversation struct {
 	// routingNow: route is waiting for the ledger's answer (a pick may
 	// already see the conversation queued).
 	routingNow bool
-	offers   workflow.ReceiveChannel
-	rtimers  [4]*lazyTimer
+	offers     workflow.ReceiveChannel
+	rtimers    [4]*lazyTimer
 	// updates answers retried update ids (see UpdateRecord).
 	updates []UpdateRecord
 
