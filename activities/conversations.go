@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"parley/blobs"
 	"parley/messenger"
 	"parley/store"
 )
@@ -78,6 +79,19 @@ type TranscriptEntry struct {
 	AttachmentType string `json:"attachment_type,omitempty"`
 	AttachmentURL  string `json:"attachment_url,omitempty"`
 	ErrorReason    string `json:"error_reason,omitempty"`
+	// File is a file an agent sends, already in the blob store.
+	File *OutFile `json:"file,omitempty"`
+}
+
+// OutFile is a file an agent sends: kept in the blob store, sent to Meta
+// by attachment_id.
+type OutFile struct {
+	Type        string `json:"type"` // image | audio | video | file
+	BlobKey     string `json:"blob_key"`
+	SHA256      string `json:"sha256"`
+	ContentType string `json:"content_type"`
+	Filename    string `json:"filename,omitempty"`
+	Size        int64  `json:"size"`
 }
 
 // Watermark is a delivery or read watermark from Meta.
@@ -96,6 +110,7 @@ type OpenConversationResult struct {
 // Conversations persists conversations and their transcripts.
 type Conversations struct {
 	Store *store.Store
+	Blobs *blobs.Store
 	Log   *slog.Logger
 }
 
@@ -133,10 +148,25 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 			return err
 		}
 		rows := make([]store.Message, 0, len(in.Entries))
+		var files []store.Attachment
 		for _, e := range in.Entries {
-			if e.Direction == "in" && len(e.Event.Attachments) > 0 && !customerFiles {
-				e.Event.Attachments = nil
-				e.ErrorReason = "the customer sent an attachment; attachments from customers are off for this workstream, so it was not kept"
+			if e.Direction == "in" && len(e.Event.Attachments) > 0 {
+				// Meta's links are kept nowhere: the files, when the
+				// workstream takes them, are downloaded into the blob store.
+				id := MessageID(in.ConversationID, e.Seq)
+				files = append(files, inboundRows(in, id, InboundAttachments(e.Event), customerFiles)...)
+				if !customerFiles {
+					e.ErrorReason = "the customer sent an attachment; attachments from customers are off for this workstream, so it was not kept"
+				}
+			}
+			if f := e.File; f != nil {
+				id := MessageID(in.ConversationID, e.Seq)
+				files = append(files, store.Attachment{
+					ID: AttachmentID(id, 0), MessageID: id, ConversationID: in.ConversationID,
+					FacebookPageID: in.FacebookPageID, PSID: in.PSID, Direction: store.DirectionOut, Type: f.Type,
+					Status: store.AttachmentKept, ContentType: f.ContentType, Size: f.Size, SHA256: f.SHA256,
+					BlobKey: f.BlobKey, Filename: f.Filename,
+				})
 			}
 			m, err := messageRow(in, e)
 			if err != nil {
@@ -146,6 +176,9 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 		}
 		if _, err := a.Store.InsertMessages(ctx, rows); err != nil {
 			return fmt.Errorf("record %d messages of conversation %s: %w", len(rows), in.ConversationID, err)
+		}
+		if err := a.Store.InsertAttachments(ctx, files); err != nil {
+			return fmt.Errorf("attachments of conversation %s: %w", in.ConversationID, err)
 		}
 		if err := a.Store.AppendEvents(ctx, messageEvents(in, rows)...); err != nil {
 			return fmt.Errorf("live events of conversation %s: %w", in.ConversationID, err)
@@ -288,15 +321,24 @@ func messageRow(in RecordTranscriptInput, e TranscriptEntry) (store.Message, err
 		}
 		m.Attachments = b
 	}
-	if len(e.Event.Attachments) > 0 {
+	if len(e.Event.Raw) > 0 {
+		m.Payload = e.Event.Raw
+	}
+	switch {
+	case len(e.Event.Attachments) > 0 && e.Direction == "in":
+		// A customer's files are rows of the attachments table; Meta's
+		// links, which expire, are kept nowhere.
+		raw, err := stripAttachmentURLs(m.Payload)
+		if err != nil {
+			return m, err
+		}
+		m.Payload = raw
+	case len(e.Event.Attachments) > 0:
 		b, err := json.Marshal(e.Event.Attachments)
 		if err != nil {
 			return m, fmt.Errorf("encode attachments: %w", err)
 		}
 		m.Attachments = b
-	}
-	if len(e.Event.Raw) > 0 {
-		m.Payload = e.Event.Raw
 	}
 	return m, nil
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"parley/blobs"
 	"parley/messenger"
 	"parley/routing"
 	"parley/store"
@@ -49,6 +50,10 @@ type SendInput struct {
 	AttachmentURL  string `json:"attachment_url,omitempty"`
 	MessagingType  string `json:"messaging_type"`
 	Tag            string `json:"tag,omitempty"`
+	// File is a file in the blob store, sent by upload: by the
+	// attachment_id of the Attachment Upload API (cached per page, SHA-256
+	// and type). Empty for text and for attachments by URL.
+	File *OutFile `json:"file,omitempty"`
 }
 
 // Send outcomes.
@@ -78,6 +83,7 @@ type SendOutcome struct {
 // Sender sends messages through the Graph API.
 type Sender struct {
 	Store *store.Store
+	Blobs *blobs.Store
 	Graph *messenger.Client
 	Log   *slog.Logger
 }
@@ -95,6 +101,9 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 	if err != nil {
 		return SendOutcome{}, notAttempted(err, "the page or its account was deleted from Parley", "page %s", in.PageRef)
 	}
+	if in.File != nil {
+		return a.sendFile(ctx, auth, in)
+	}
 	msg := &messenger.OutMessage{Text: in.Text, Metadata: Metadata(in.MessageID)}
 	if in.AttachmentURL != "" {
 		msg = &messenger.OutMessage{
@@ -102,6 +111,12 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 			Metadata:   Metadata(in.MessageID),
 		}
 	}
+	return a.send(ctx, auth, in, msg), nil
+}
+
+// send makes the Send API call of in with msg and classifies the answer;
+// attrs are logged with it.
+func (a *Sender) send(ctx context.Context, auth messenger.PageAuth, in SendInput, msg *messenger.OutMessage, attrs ...any) SendOutcome {
 	req := messenger.SendRequest{
 		Recipient:     messenger.Recipient{ID: in.PSID},
 		MessagingType: in.MessagingType,
@@ -110,10 +125,10 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 	}
 	res, err := a.Graph.Send(ctx, auth, req)
 	out := classify(res, err)
-	a.log().InfoContext(ctx, "send api call", "message", in.MessageID, "page", in.FacebookPageID, "psid", in.PSID,
+	a.log().InfoContext(ctx, "send api call", append([]any{"message", in.MessageID, "page", in.FacebookPageID, "psid", in.PSID,
 		"messaging_type", in.MessagingType, "tag", in.Tag, "outcome", out.Outcome, "code", out.Code, "subcode", out.Subcode,
-		"attempt", activity.GetInfo(ctx).Attempt)
-	return out, nil
+		"attempt", activity.GetInfo(ctx).Attempt}, attrs...)...)
+	return out
 }
 
 // pageAuth reads what a call on behalf of the page needs: ErrNotFound when

@@ -138,9 +138,14 @@ type replyRequest struct {
 	} `json:"attachment"`
 }
 
-// sendReply sends an agent's reply. The workflow's validator refuses, with
-// a 409 and the reason, whatever Meta would refuse.
+// sendReply sends an agent's reply: JSON text, a file by URL (which Parley
+// downloads and sends by upload), or multipart/form-data with the file as
+// the "attachment" part. The workflow's validator refuses, with a 409 and
+// the reason, whatever Meta would refuse.
 func (s *Server) sendReply(c echo.Context) error {
+	if isMultipart(c.Request()) {
+		return s.replyWithUpload(c, "attachment")
+	}
 	cv, err := s.conversation(c)
 	if err != nil {
 		return err
@@ -157,18 +162,16 @@ func (s *Server) sendReply(c echo.Context) error {
 	case messenger.TextLength(req.Text) > workflows.MaxReplyLength:
 		return apierror.InvalidField("text", "must be at most %d characters (UTF-16 units, as Meta counts: an emoji counts 2)", workflows.MaxReplyLength)
 	}
-	r := workflows.ReplyRequest{ConversationID: cv.ID, AgentID: PrincipalFrom(c).AgentID, Text: req.Text}
 	if a := req.Attachment; a != nil {
-		switch a.Type {
-		case "image", "audio", "video", "file":
-		default:
+		if a.Type != "" && !validAttachmentType(a.Type) {
 			return apierror.InvalidField("attachment.type", "must be image, audio, video or file")
 		}
 		if err := required("attachment.url", a.URL, 2000); err != nil {
 			return err
 		}
-		r.AttachmentType, r.AttachmentURL = a.Type, a.URL
+		return s.replyWithURL(c, cv, a.Type, a.URL)
 	}
+	r := workflows.ReplyRequest{ConversationID: cv.ID, AgentID: PrincipalFrom(c).AgentID, Text: req.Text}
 	// The workstream's settings as they are now: a tag switched on
 	// mid-conversation applies to this reply.
 	w, err := s.workstream(c.Request().Context(), cv.PageRef)

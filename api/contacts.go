@@ -23,6 +23,7 @@ func (s *Server) registerContacts(v1 *echo.Group) {
 	v1.DELETE("/contacts/:id", s.deleteContact, reader)
 	v1.GET("/contacts/:id/summary", s.contactSummary, anyone)
 	v1.POST("/conversations/:id/contact", s.linkContact, anyone)
+	v1.POST("/pages/:id/customers/:psid/erase", s.eraseCustomer, reader)
 }
 
 type contactJSON struct {
@@ -136,6 +137,13 @@ func (s *Server) updateContact(c echo.Context) error {
 
 func (s *Server) deleteContact(c echo.Context) error {
 	ctx := c.Request().Context()
+	switch c.QueryParam("erase") {
+	case "true":
+		return s.eraseContact(c, c.Param("id"))
+	case "", "false":
+	default:
+		return apierror.InvalidField("erase", "must be true or false")
+	}
 	if err := s.opts.Store.DeleteContact(ctx, c.Param("id")); err != nil {
 		return storeError(err, "contact", c.Param("id"))
 	}

@@ -333,12 +333,20 @@ func (s *Server) listMessages(c echo.Context) error {
 	if err != nil {
 		return storeError(err, "messages of conversation", c.Param("id"))
 	}
+	files, err := s.messageFiles(ctx, c.Param("id"), list)
+	if err != nil {
+		return err
+	}
 	out := make([]messageJSON, 0, len(list))
 	for _, m := range list {
+		atts := m.Attachments
+		if f, ok := files[m.ID]; ok {
+			atts = f
+		}
 		out = append(out, messageJSON{
 			ID: m.ID, Seq: m.Seq, Direction: m.Direction, Sender: m.Sender, Kind: m.Kind, AgentID: m.AgentID,
 			MessagingType: m.MessagingType, Tag: m.Tag, MID: m.MID, Text: m.Text,
-			Attachments: m.Attachments, Status: m.Status, ErrorCode: m.ErrorCode, ErrorSubcode: m.ErrorSubcode,
+			Attachments: atts, Status: m.Status, ErrorCode: m.ErrorCode, ErrorSubcode: m.ErrorSubcode,
 			ErrorReason: m.ErrorReason, SentAt: m.SentAt, CreatedAt: m.CreatedAt,
 		})
 	}

@@ -354,8 +354,11 @@ func TestCustomerAttachmentsOffKeepsANoteNotTheFile(t *testing.T) {
 			}
 			e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+list.Data[0].ID+"/messages", nil, &tr)
 			if len(tr.Data) == 1 {
-				if len(tr.Data[0].Attachments) != 0 || !strings.Contains(tr.Data[0].ErrorReason, "attachments from customers are off") {
-					t.Errorf("message = %+v, want no file and a note", tr.Data[0])
+				// The entry says a file came, refused: no file, no link.
+				raw := string(tr.Data[0].Attachments)
+				if !strings.Contains(raw, `"status":"refused"`) || strings.Contains(raw, "scontent") || strings.Contains(raw, `"url"`) ||
+					!strings.Contains(tr.Data[0].ErrorReason, "attachments from customers are off") {
+					t.Errorf("message = %s %q, want a refused entry without a link, and a note", raw, tr.Data[0].ErrorReason)
 				}
 				return
 			}

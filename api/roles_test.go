@@ -98,6 +98,19 @@ var routeAccess = map[string]access{
 	"DELETE /api/v1/contacts/:id":            assigners,
 	"GET /api/v1/contacts/:id/summary":       readAll,
 	"POST /api/v1/conversations/:id/contact": closers,
+
+	// Files and erasure (issue 8). The conversation has no such file: who
+	// may read it is tested with real files in attachments_in_test.go.
+	"GET /api/v1/conversations/:id/attachments/:attachment_id": {http.StatusNotFound, http.StatusNotFound, http.StatusNotFound, http.StatusNotFound},
+	"POST /api/v1/pages/:id/customers/:psid/erase":             assigners,
+	// An agent's file goes like a reply (attachments_out_test.go).
+	"POST /api/v1/conversations/:id/attachments": agentOnly,
+
+	// Temporal Web's codec (issue 8): supervisors and admins. With the key
+	// in the path, the path's key counts (here the literal ":key"), not the
+	// header's: api/codec_test.go tests it with real keys.
+	"POST /api/v1/temporal-codec/:operation":        assigners,
+	"POST /api/v1/temporal-codec/k/:key/:operation": {http.StatusUnauthorized, http.StatusUnauthorized, http.StatusUnauthorized, http.StatusUnauthorized},
 }
 
 // Issue 6, defect 12.

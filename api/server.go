@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,8 +15,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"parley/apierror"
+	"parley/blobs"
 	"parley/events"
 	"parley/messenger"
+	"parley/payloadcodec"
 	"parley/store"
 	"parley/workflows"
 )
@@ -43,6 +46,18 @@ type Options struct {
 	OnAgentChanged func(ctx context.Context, agentID string) error
 	// Events is the live event hub of GET /api/v1/events (nil: 503).
 	Events *events.Hub
+	// Codec serves Temporal's remote codec to Temporal Web at
+	// /api/v1/temporal-codec (nil: 503).
+	Codec *payloadcodec.Codec
+	// CodecOrigins are the browser origins (Temporal Web's) that may call
+	// the codec; empty: any.
+	CodecOrigins []string
+	// Blobs keeps attachments (nil: attachments cannot be read or sent).
+	Blobs *blobs.Store
+	// FetchPrivateURLs lets a reply's attachment.url lead to loopback and
+	// private addresses (development only: by default Parley downloads
+	// files from public addresses only).
+	FetchPrivateURLs bool
 }
 
 // Server is the REST API.
@@ -50,6 +65,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	echo *echo.Echo
+	// fetch downloads attachment URLs (attachments_out.go).
+	fetch *http.Client
 }
 
 // New builds the Echo server with every REST route; the gateway registers
@@ -61,7 +78,7 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, log: opts.Logger.With("component", "api")}
+	s := &Server{opts: opts, log: opts.Logger.With("component", "api"), fetch: newFetchClient(opts.FetchPrivateURLs)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = apierror.Handler(s.log)
@@ -95,7 +112,9 @@ func New(opts Options) *Server {
 	v1.GET("/conversations", s.listConversations, anyone)
 	v1.GET("/conversations/:id", s.getConversation, anyone)
 	v1.GET("/conversations/:id/messages", s.listMessages, anyone)
+	v1.GET("/conversations/:id/attachments/:attachment_id", s.getAttachment, anyone)
 	v1.POST("/conversations/:id/messages", s.sendReply, agentsOwnAct("reply"))
+	v1.POST(strings.TrimPrefix(uploadRoute, "/api/v1"), s.sendAttachment, agentsOwnAct("reply"))
 	v1.POST("/conversations/:id/assign", s.assignConversation, reader)
 	// Replying, setting aside and ending are the assigned agent's own acts; admins
 	// and supervisors assign and close (roles: README, api/roles_test.go).
@@ -108,6 +127,7 @@ func New(opts Options) *Server {
 	s.registerQueues(v1)
 	s.registerRouting(v1)
 	s.registerContacts(v1)
+	s.registerCodec(e)
 	v1.GET("/events", s.streamEvents, anyone)
 
 	v1.POST("/api-keys", s.createAPIKey, admin)
@@ -140,10 +160,14 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// bodyLimit answers 413 for declared or actual bodies over max.
+// bodyLimit answers 413 for declared or actual bodies over max, but for
+// file uploads, whose handlers bound them (ownBodyLimit).
 func bodyLimit(max int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			if ownBodyLimit(c) {
+				return next(c)
+			}
 			r := c.Request()
 			if r.ContentLength > max {
 				return apierror.New(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", max)

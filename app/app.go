@@ -22,10 +22,12 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"parley/api"
+	"parley/blobs"
 	"parley/config"
 	"parley/events"
 	"parley/gateway"
 	"parley/messenger"
+	"parley/payloadcodec"
 	"parley/secrets"
 	"parley/store"
 	"parley/worker"
@@ -39,8 +41,14 @@ type App struct {
 	Store    *store.Store
 	Temporal client.Client
 	Graph    *messenger.Client
+	// Blobs keeps files (attachments) in the configured bucket.
+	Blobs *blobs.Store
 	// AdminAPIKey is the bootstrap admin key (configured or generated).
 	AdminAPIKey string
+	// Codec encrypts what Temporal keeps, one data key per customer; the
+	// customer erasure uses Codec.EraseCustomer (or Store.EraseCustomerKey
+	// then Codec.Forget).
+	Codec *payloadcodec.Codec
 
 	hubsMu sync.Mutex
 	hubs   []*events.Hub // live event hubs of the handlers; Close stops them
@@ -68,14 +76,26 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		a.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
+	a.Codec = payloadcodec.New(a.Store, payloadcodec.Options{TTL: cfg.CodecKeyTTL, Logger: log})
+	// The worker shares this client, and so the codec.
 	a.Temporal, err = client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		HostPort:         cfg.TemporalAddress,
+		Namespace:        cfg.TemporalNamespace,
+		Logger:           tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		DataConverter:    a.Codec.DataConverter(),
+		FailureConverter: a.Codec.FailureConverter(),
 	})
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("temporal client: %w", err)
+	}
+	bucket := cfg.BlobURL
+	if bucket == "" {
+		bucket = blobs.DefaultURL(cfg.DataDir)
+	}
+	if a.Blobs, err = blobs.Open(ctx, bucket); err != nil {
+		a.Close()
+		return nil, err
 	}
 	a.Graph = messenger.NewClient(cfg.GraphAPIURL, cfg.GraphAPIVersion, nil)
 	return a, nil
@@ -92,6 +112,11 @@ func (a *App) Close() {
 	}
 	if a.Temporal != nil {
 		a.Temporal.Close()
+	}
+	if a.Blobs != nil {
+		if err := a.Blobs.Close(); err != nil {
+			a.Log.Warn("close blob bucket", "err", err)
+		}
 	}
 	if a.Store != nil {
 		if err := a.Store.Close(); err != nil {
@@ -163,7 +188,10 @@ func (a *App) handler() (http.Handler, *events.Hub) {
 		OnAgentChanged: func(ctx context.Context, agentID string) error {
 			return a.Waker().Wake(ctx, "agent "+agentID+" changed")
 		},
-		Events: hub,
+		Events:       hub,
+		Codec:        a.Codec,
+		CodecOrigins: a.Config.CodecOrigins,
+		Blobs:        a.Blobs,
 	})
 	gateway.New(gateway.Options{
 		Store:         a.Store,
@@ -253,7 +281,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Log: a.Log, Waker: a.Waker()})
+	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker()})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

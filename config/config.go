@@ -45,6 +45,9 @@ var Vars = []Var{
 	{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", "Live events (GET /api/v1/events): how often each API process reads new events when nothing wakes it (on PostgreSQL, LISTEN/NOTIFY wakes it at once)."},
 	{"PARLEY_EVENTS_RETENTION", "24h", "Live events are kept this long: a client may resume with Last-Event-ID within it; older ones are pruned."},
 	{"PARLEY_EVENTS_HEARTBEAT", "15s", "Live events: how often an idle stream sends a heartbeat comment, so that proxies keep it open."},
+	{"PARLEY_BLOB_URL", "file://<data dir>/blobs", "Where files are kept (what customers send, what agents upload): a gocloud.dev bucket URL, e.g. s3://bucket?region=eu-west-1 (S3-compatible: add &endpoint=https://...&use_path_style=true) or gs://bucket when several replicas share them."},
+	{"PARLEY_CODEC_KEY_TTL", "1m", "How long a process caches a customer's data key (what Temporal keeps is encrypted with it): after an erasure, other processes forget the key within this time."},
+	{"PARLEY_CODEC_ORIGINS", "(any)", "Comma-separated browser origins allowed to call the Temporal codec endpoint (/api/v1/temporal-codec), e.g. https://temporal.example.com: Temporal Web's."},
 	{"PARLEY_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"PARLEY_LOG_FORMAT", "text", "text or json."},
 	{"PARLEY_TEMPORAL_CLI", "./bin/temporal", "make dev and the tests: the Temporal CLI that runs the dev server."},
@@ -55,6 +58,7 @@ var Vars = []Var{
 type Config struct {
 	DataDir           string
 	DatabaseURL       string
+	BlobURL           string
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
@@ -84,6 +88,11 @@ type Config struct {
 	EventsPollInterval time.Duration
 	EventsRetention    time.Duration
 	EventsHeartbeat    time.Duration
+
+	// CodecKeyTTL is how long data keys stay cached (payloadcodec);
+	// CodecOrigins the origins allowed to call the codec (empty: any).
+	CodecKeyTTL  time.Duration
+	CodecOrigins []string
 }
 
 // FromEnv reads the configuration; lookup is os.LookupEnv in production.
@@ -110,7 +119,18 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		SimURL:            strings.TrimRight(get("PARLEY_SIM_URL", "http://127.0.0.1:8090"), "/"),
 	}
 	c.DatabaseURL = get("PARLEY_DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "parley.db"))
+	c.BlobURL = get("PARLEY_BLOB_URL", "")
+	if c.BlobURL != "" {
+		if u, err := url.Parse(c.BlobURL); err != nil || u.Scheme == "" {
+			return Config{}, fmt.Errorf("PARLEY_BLOB_URL: want a bucket URL such as file:///var/lib/parley/blobs, s3://bucket or gs://bucket, got %q", c.BlobURL)
+		}
+	}
 	c.PublicURL = strings.TrimRight(get("PARLEY_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
+	for _, o := range strings.Split(get("PARLEY_CODEC_ORIGINS", ""), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.CodecOrigins = append(c.CodecOrigins, o)
+		}
+	}
 
 	var err error
 	if c.SignalTimeout, err = time.ParseDuration(get("PARLEY_SIGNAL_TIMEOUT", "5s")); err != nil || c.SignalTimeout <= 0 {
@@ -137,7 +157,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		dst       *time.Duration
 	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout},
 		{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", &c.EventsPollInterval}, {"PARLEY_EVENTS_RETENTION", "24h", &c.EventsRetention},
-		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}} {
+		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}, {"PARLEY_CODEC_KEY_TTL", "1m", &c.CodecKeyTTL}} {
 		v, err := time.ParseDuration(get(d.name, d.def))
 		if err != nil || v <= 0 {
 			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))

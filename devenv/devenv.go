@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"golang.org/x/sync/errgroup"
 
+	"parley/api"
 	"parley/app"
 	"parley/config"
 	"parley/fakemeta"
@@ -75,6 +76,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, args []string
 		return fmt.Errorf("PARLEY_TEMPORAL_ADDRESS %q: bad port", cfg.TemporalAddress)
 	}
 	uiPort := strconv.Itoa(p + 1000)
+
+	// Opened before Temporal (its client connects on first use): Temporal
+	// Web's codec endpoint carries the admin key.
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	// Temporal Web decodes the encrypted histories through Parley's codec.
+	// The dev admin key is in the URL (Temporal Web cannot send a header):
+	// fine on a laptop; in production give Temporal Web a supervisor's key.
+	devArgs := append(worker.DevServerFlags(), "--ui-codec-endpoint", api.CodecEndpoint(cfg.PublicURL, a.AdminAPIKey))
 	log.Info("starting the Temporal dev server", "cli", cli, "address", cfg.TemporalAddress, "log", temporalLog.Name())
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -89,7 +102,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, args []string
 		EnableUI:   true,
 		UIPort:     uiPort,
 		LogLevel:   "warn",
-		ExtraArgs:  worker.DevServerFlags(),
+		ExtraArgs:  devArgs,
 		Stdout:     temporalLog,
 		Stderr:     temporalLog,
 	})
@@ -114,11 +127,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, args []string
 	}
 	simSrv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 
-	a, err := app.Open(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -220,6 +228,7 @@ func printBanner(w io.Writer, cfg config.Config, a *app.App, uiPort string, page
 Parley is running. Ctrl-C stops everything.
 
   Temporal Web          http://%s:%s/namespaces/%s/workflows
+  Temporal Web codec    %s/k/<admin API key> (decrypts the histories)
   Temporal server       %s (namespace %s)
   REST API              %s/api/v1
   OpenAPI document      %s/api/openapi.yaml
@@ -228,7 +237,7 @@ Parley is running. Ctrl-C stops everything.
   Admin API key         %s
 
 Pages:
-`, host, uiPort, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.PublicURL, cfg.PublicURL,
+`, host, uiPort, cfg.TemporalNamespace, cfg.PublicURL+api.CodecPath, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.PublicURL, cfg.PublicURL,
 		cfg.SimURL, cfg.GraphAPIVersion, cfg.DatabaseURL, a.AdminAPIKey)
 	for _, p := range pages {
 		state, reason := p.Provisioning()

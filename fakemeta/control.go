@@ -23,6 +23,9 @@ import (
 //	POST /_fake/human_agent         {app_id, allowed}
 //	POST /_fake/customer/messages   {page_id, psid, text}              -> {"mid","status"}; 502 {"error","mid","status","body"}
 //	POST /_fake/customer/postbacks  {page_id, psid, title, payload}    -> same
+//	POST /_fake/customer/files      {page_id, psid, files: [{type, content_type, data (base64), sticker_id, duplicate_image}]} -> same
+//	POST /_fake/cdn/expire                                             -> {"expired": n}: every CDN link stops working
+//	GET  /_cdn/...                                                     the files' expiring URLs (403 once expired)
 //	POST /_fake/customer/delivered  {page_id, psid}                    -> {"status"}; 502 on failure
 //	POST /_fake/customer/read       {page_id, psid}                    -> same
 //	POST /_fake/deliver             {page_id, events: [...], standby}  -> same
@@ -46,6 +49,11 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_fake/human_agent", s.ctlHumanAgent)
 	mux.HandleFunc("POST /_fake/customer/messages", s.ctlCustomerMessage)
 	mux.HandleFunc("POST /_fake/customer/postbacks", s.ctlCustomerPostback)
+	mux.HandleFunc("POST /_fake/customer/files", s.ctlCustomerFiles)
+	mux.HandleFunc("POST /_fake/cdn/expire", func(w http.ResponseWriter, r *http.Request) {
+		ctlJSON(w, http.StatusOK, map[string]int{"expired": s.ExpireCDN()})
+	})
+	mux.HandleFunc("GET /_cdn/", s.serveCDN)
 	mux.HandleFunc("POST /_fake/customer/delivered", s.ctlReceipt(s.MarkDelivered))
 	mux.HandleFunc("POST /_fake/customer/read", s.ctlReceipt(s.MarkRead))
 	mux.HandleFunc("POST /_fake/deliver", s.ctlDeliver)

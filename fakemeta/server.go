@@ -181,8 +181,12 @@ type Server struct {
 	failAfter   []*Failure
 	calls       []Call
 	sent        []SentMessage
+	uploads     []Upload // what the Attachment Upload API accepted (graph_upload.go)
 	deliveries  []*Delivery
 	deliverySeq int
+
+	cdnOnce  sync.Once
+	cdnFiles *cdn // what customers send, on the fake CDN (cdn.go)
 }
 
 type app struct {
@@ -522,13 +526,13 @@ func (s *Server) Sent(pageID, psid string) []SentMessage {
 	return out
 }
 
-// Reset clears the logs (calls, sent messages, deliveries) and the pending
-// injected failures. Apps, pages, tokens, webhooks, people (profiles,
-// windows, blocks) and uploaded attachments are kept.
+// Reset clears the logs (calls, sent messages, uploads, deliveries) and the
+// pending injected failures. Apps, pages, tokens, webhooks, people
+// (profiles, windows, blocks) and uploaded attachments are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls, s.sent, s.deliveries = nil, nil, nil
+	s.calls, s.sent, s.uploads, s.deliveries = nil, nil, nil, nil
 	s.failNext, s.failAfter = nil, nil
 }
 

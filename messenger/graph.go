@@ -36,6 +36,8 @@ type Client struct {
 	baseURL string
 	version string
 	http    *http.Client
+	// upload is http with a timeout long enough for a file (UploadTimeout).
+	upload *http.Client
 }
 
 // NewClient returns a Client for baseURL (e.g. "https://graph.facebook.com",
@@ -49,7 +51,12 @@ func NewClient(baseURL, version string, httpClient *http.Client) *Client {
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), version: version, http: httpClient}
+	// The same client (transport, redirects, jar), with time for 25 MB.
+	upload := *httpClient
+	if upload.Timeout != 0 && upload.Timeout < UploadTimeout {
+		upload.Timeout = UploadTimeout
+	}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), version: version, http: httpClient, upload: &upload}
 }
 
 // PageAuth is what a call on behalf of a page needs. Every call sends
@@ -304,25 +311,31 @@ func (c *Client) path(p string) string {
 // (which prints the full URL) is unwrapped, and Meta's own message is
 // scrubbed of secrets.
 func (c *Client) do(ctx context.Context, method, p string, q url.Values, body any, secrets []string, out any) error {
-	op := method + " " + c.path(p)
-	var rdr io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("messenger: %s: encode request: %w", op, err)
-		}
-		rdr = bytes.NewReader(b)
+	if body == nil {
+		return c.doBody(ctx, c.http, method, p, q, nil, 0, "", secrets, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+c.path(p), rdr)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("messenger: %s %s: encode request: %w", method, c.path(p), err)
+	}
+	return c.doBody(ctx, c.http, method, p, q, bytes.NewReader(b), int64(len(b)), "application/json", secrets, out)
+}
+
+// doBody is do with a body already encoded as contentType (nil: none) of
+// length bytes (-1: unknown, sent chunked), sent with hc.
+func (c *Client) doBody(ctx context.Context, hc *http.Client, method, p string, q url.Values, body io.Reader, length int64, contentType string, secrets []string, out any) error {
+	op := method + " " + c.path(p)
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+c.path(p), body)
 	if err != nil {
 		return fmt.Errorf("messenger: %s: build request: %w", op, withoutURL(err))
 	}
 	req.URL.RawQuery = q.Encode()
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.ContentLength = length
+		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return newOpError(op, "", withoutURL(err), secrets)
 	}

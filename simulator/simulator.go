@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // Main runs `parley sim <send|postback> ...`.
 func Main(ctx context.Context, cfg config.Config, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: parley sim send --page ID --psid PSID TEXT | parley sim postback --page ID --psid PSID --payload P [--title T]")
+		return errors.New("usage: parley sim send --page ID --psid PSID TEXT | parley sim file --page ID --psid PSID [--type image|audio|video|file] PATH | parley sim postback --page ID --psid PSID --payload P [--title T]")
 	}
 	fs := flag.NewFlagSet("parley sim "+args[0], flag.ContinueOnError)
 	page := fs.String("page", "", "Facebook page id the customer writes to")
@@ -30,6 +31,7 @@ func Main(ctx context.Context, cfg config.Config, args []string, out io.Writer) 
 	simURL := fs.String("sim-url", cfg.SimURL, "the simulated Messenger's URL")
 	payload := fs.String("payload", "", "postback payload")
 	title := fs.String("title", "Get Started", "postback button title")
+	fileType := fs.String("type", "", "file: Meta's attachment type (default: from the file's content)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -48,13 +50,25 @@ func Main(ctx context.Context, cfg config.Config, args []string, out io.Writer) 
 			return errors.New("send needs the message text")
 		}
 		res, err = c.Send(ctx, *page, *psid, text)
+	case "file":
+		if fs.NArg() != 1 {
+			return errors.New("file needs one path")
+		}
+		data, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return fmt.Errorf("read the file to send: %w", err)
+		}
+		res, err = c.SendFile(ctx, *page, *psid, *fileType, data)
+		if err != nil {
+			return err
+		}
 	case "postback":
 		if *payload == "" {
 			return errors.New("postback needs --payload")
 		}
 		res, err = c.Postback(ctx, *page, *psid, *title, *payload)
 	default:
-		return fmt.Errorf("unknown sim command %q (send, postback)", args[0])
+		return fmt.Errorf("unknown sim command %q (send, file, postback)", args[0])
 	}
 	if err != nil {
 		return err
@@ -78,6 +92,22 @@ type Result struct {
 // Send makes the customer psid write text to the page.
 func (c *Client) Send(ctx context.Context, pageID, psid, text string) (Result, error) {
 	return c.post(ctx, "/_fake/customer/messages", map[string]string{"page_id": pageID, "psid": psid, "text": text})
+}
+
+// SendFile makes the customer send a file; Meta's CDN (simulated) serves it
+// under a link that expires. typ "" is guessed from the content.
+func (c *Client) SendFile(ctx context.Context, pageID, psid, typ string, data []byte) (Result, error) {
+	ct := http.DetectContentType(data)
+	if typ == "" {
+		typ = "file"
+		for _, t := range []string{"image", "audio", "video"} {
+			if strings.HasPrefix(ct, t+"/") {
+				typ = t
+			}
+		}
+	}
+	return c.post(ctx, "/_fake/customer/files", map[string]any{"page_id": pageID, "psid": psid,
+		"files": []map[string]any{{"type": typ, "content_type": ct, "data": data}}})
 }
 
 // Postback makes the customer press a button.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"parley/blobs"
 	"sort"
 	"time"
 
@@ -27,6 +28,8 @@ type Deps struct {
 	Store *store.Store
 	Graph *messenger.Client
 	Log   *slog.Logger
+	// Blobs keeps files: what customers send, what agents upload.
+	Blobs *blobs.Store
 	// Waker wakes the distributor after a ledger change (nil: nobody is woken).
 	Waker activities.Waker
 	// Offers delivers a round's offers (New defaults it to its client).
@@ -37,11 +40,12 @@ type Deps struct {
 // environment, which implements the same registry).
 func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.ConversationWorkflow, workflow.RegisterOptions{Name: workflows.ConversationWorkflowName})
-	conv := &activities.Conversations{Store: d.Store, Log: d.Log}
+	conv := &activities.Conversations{Store: d.Store, Blobs: d.Blobs, Log: d.Log}
 	r.RegisterActivityWithOptions(conv.OpenConversation, activity.RegisterOptions{Name: activities.OpenConversationName})
 	r.RegisterActivityWithOptions(conv.RecordTranscript, activity.RegisterOptions{Name: activities.RecordTranscriptName})
 	r.RegisterActivityWithOptions(conv.SaveConversation, activity.RegisterOptions{Name: activities.SaveConversationName})
-	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Log: d.Log}
+	r.RegisterActivityWithOptions(conv.KeepAttachments, activity.RegisterOptions{Name: activities.KeepAttachmentsName})
+	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Blobs: d.Blobs, Log: d.Log}
 	r.RegisterActivityWithOptions(send.SendMessage, activity.RegisterOptions{Name: activities.SendMessageName})
 	r.RegisterActivityWithOptions(send.MarkMessageSent, activity.RegisterOptions{Name: activities.MarkMessageSentName})
 	r.RegisterActivityWithOptions(send.MarkMessageFailed, activity.RegisterOptions{Name: activities.MarkMessageFailedName})

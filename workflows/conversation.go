@@ -253,6 +253,7 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
 	c.routingV = c.nothingLost && workflow.GetVersion(ctx, versionRouting, workflow.DefaultVersion, 1) >= 1
 	c.profileV = c.nothingLost && workflow.GetVersion(ctx, versionProfile, workflow.DefaultVersion, 1) >= 1
+	c.filesV = c.profileV && workflow.GetVersion(ctx, versionKeepFiles, workflow.DefaultVersion, 1) >= 1
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
@@ -286,6 +287,8 @@ type conversation struct {
 	routingV bool
 	// profileV: this run reads the customer's profile (versionProfile).
 	profileV bool
+	// filesV: this run keeps the customer's files (versionKeepFiles).
+	filesV bool
 	// routingNow: route is waiting for the ledger's answer (a pick may
 	// already see the conversation queued).
 	routingNow bool
@@ -432,6 +435,9 @@ func (c *conversation) record(ctx workflow.Context, events []messenger.Event) er
 	actx := workflow.WithActivityOptions(ctx, storeActivity("record the customer's messages"))
 	if err := workflow.ExecuteActivity(actx, activities.RecordTranscriptName, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("record transcript: %w", err)
+	}
+	if c.filesV {
+		return c.keepFiles(ctx, rows)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 		}
 		var out activities.SendOutcome
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: c.limits.SendTimeout,
+			StartToCloseTimeout: sendTimeout(p, c.limits.SendTimeout),
 			Summary:             summary,
 			// One call per attempt: a retry could send the message twice.
 			// This loop decides, knowing what Meta answered.
@@ -117,9 +117,18 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 func (c *conversation) sendInput(p outgoing, res MessageResult) activities.SendInput {
 	return activities.SendInput{
 		MessageID: res.ID, PageRef: c.in.PageRef, FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID,
-		Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
+		Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL, File: p.file,
 		MessagingType: res.MessagingType, Tag: res.Tag,
 	}
+}
+
+// sendTimeout bounds one SendMessage activity: a file may be uploaded
+// (up to 25 MB) before it is sent.
+func sendTimeout(p outgoing, d time.Duration) time.Duration {
+	if p.file != nil {
+		return d + messenger.UploadTimeout
+	}
+	return d
 }
 
 func (c *conversation) pause(ctx workflow.Context, d time.Duration, summary string) error {

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"parley/fakemeta"
 	"parley/testenv"
 	"parley/workflows"
 )
@@ -76,6 +78,15 @@ func save(t *testing.T, e *testenv.Env, workflowID, file string) {
 		}
 		h.Events = append(h.Events, ev)
 	}
+	// Stored decrypted: the replay test has no customer keys, and replay
+	// checks the workflow's logic, not the codec (tested on its own).
+	testenv.Payloads(h.ProtoReflect(), func(p *commonpb.Payload) {
+		clear, err := e.App.Codec.Decode([]*commonpb.Payload{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Metadata, p.Data = clear[0].Metadata, clear[0].Data
+	})
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
@@ -172,8 +183,13 @@ func TestRecordRoutingHistory(t *testing.T) {
 	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "Any news?"); err != nil {
 		t.Fatal(err)
 	}
+	// A photo of the invoice: kept by KeepAttachments (versionKeepFiles).
+	if _, err := e.Meta.CustomerSendsFiles(ctx, itPageID, psid, e.MetaURL, []fakemeta.CDNFile{
+		{Type: "image", ContentType: "image/png", Data: []byte("\x89PNG\r\n\x1a\ninvoice")}}); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(itTranscript(t, e, conv.ID)) < 5 && time.Now().Before(deadline) {
+	for len(itTranscript(t, e, conv.ID)) < 6 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Back in the queue, kept for its last agent, who accepts again.
@@ -186,7 +202,7 @@ func TestRecordRoutingHistory(t *testing.T) {
 	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
 	time.Sleep(time.Second) // let the run end
 	// v4 (testdata/conversation_v4_routing_closed.json) was recorded before
-	// the customer's profile (versionProfile).
-	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v5_profile_routing_closed.json")
-	save(t, e, workflows.DistributorWorkflowID(), "testdata/distributor_v2_delivered.json")
+	// the customer's profile (versionProfile), v5 before the customer's
+	// files were kept (versionKeepFiles) and payloads encrypted.
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v6_files_routing_closed.json")
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -30,18 +31,26 @@ type ActionRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ReplyRequest is an agent's reply: text, or one attachment by URL.
+// ReplyRequest is an agent's reply: text, or one file (or, in replies
+// accepted before files were uploaded, one attachment by URL).
 type ReplyRequest struct {
 	ConversationID string `json:"conversation_id"`
 	AgentID        string `json:"agent_id"`
 	Text           string `json:"text,omitempty"`
 	AttachmentType string `json:"attachment_type,omitempty"`
 	AttachmentURL  string `json:"attachment_url,omitempty"`
+	// File is a file the API checked and put in the blob store, sent by
+	// upload (attachment_id).
+	File *activities.OutFile `json:"file,omitempty"`
 	// The workstream's settings as the API read them when the agent sent
 	// the reply: a tag switched on mid-conversation applies to the next reply.
 	HumanAgentTag    bool `json:"human_agent_tag"`
 	AgentAttachments bool `json:"agent_attachments"`
 }
+
+// AgentAttachmentsOff is the refusal of an agent's file when the
+// workstream does not allow them.
+const AgentAttachmentsOff = "attachments from agents are off for this workstream"
 
 // MaxReplyLength bounds one reply, in UTF-16 units as Meta counts (split
 // into messages of 2,000).
@@ -273,15 +282,28 @@ func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error
 	if r.AgentID == "" || r.AgentID != c.state.AgentID {
 		return refuse("the conversation is not assigned to agent %s", r.AgentID)
 	}
+	attached := r.AttachmentURL != "" || r.File != nil
 	switch {
-	case r.Text == "" && r.AttachmentURL == "":
+	case r.Text == "" && !attached:
 		return refuse("a reply needs text or an attachment")
-	case r.Text != "" && r.AttachmentURL != "":
+	case r.Text != "" && attached:
 		return refuse("send the text and the attachment as two replies")
+	case r.AttachmentURL != "" && r.File != nil:
+		return refuse("a reply carries one attachment")
 	case messenger.TextLength(r.Text) > MaxReplyLength:
 		return refuse("the reply is longer than %d characters", MaxReplyLength)
-	case r.AttachmentURL != "" && !r.AgentAttachments:
-		return refuse("attachments from agents are off for this workstream")
+	case attached && !r.AgentAttachments:
+		return refuse(AgentAttachmentsOff)
+	case r.File != nil:
+		f := r.File
+		switch {
+		case !slices.Contains(messenger.AttachmentTypes, f.Type):
+			return refuse("attachment type must be image, audio, video or file")
+		case f.BlobKey == "" || f.SHA256 == "":
+			return refuse("the file was not stored")
+		case f.Size > messenger.MaxAttachmentSize:
+			return refuse("the file is %s; Messenger accepts files up to %s", messenger.ByteSize(f.Size), messenger.MaxAttachmentSizeText)
+		}
 	case r.AttachmentURL != "":
 		switch r.AttachmentType {
 		case messenger.AttachmentImage, messenger.AttachmentAudio, messenger.AttachmentVideo, messenger.AttachmentFile:
@@ -372,9 +394,12 @@ func (c *conversation) sendReplyLocked(ctx workflow.Context, r ReplyRequest) (Re
 
 func replyParts(r ReplyRequest) []outgoing {
 	var parts []outgoing
-	if r.AttachmentURL != "" {
+	switch {
+	case r.File != nil:
+		parts = []outgoing{{attachmentType: r.File.Type, file: r.File}}
+	case r.AttachmentURL != "":
 		parts = []outgoing{{attachmentType: r.AttachmentType, attachmentURL: r.AttachmentURL}}
-	} else {
+	default:
 		for _, t := range messenger.SplitText(r.Text, messenger.MaxTextLength) {
 			parts = append(parts, outgoing{text: t})
 		}
@@ -398,8 +423,10 @@ func (c *conversation) sendAutomated(ctx workflow.Context, text string) ([]Messa
 // outgoing is one message to send.
 type outgoing struct {
 	text, attachmentType, attachmentURL string
-	sender, agentID                     string
-	tagOn, automated                    bool
+	// file is sent by upload; the transcript shows it from the blob store.
+	file             *activities.OutFile
+	sender, agentID  string
+	tagOn, automated bool
 }
 
 // send records the messages as pending (or failed, when nothing may be sent
@@ -413,7 +440,7 @@ func (c *conversation) send(ctx workflow.Context, parts []outgoing) ([]MessageRe
 		e := activities.TranscriptEntry{
 			Seq: c.state.NextSeq, Kind: string(messenger.KindMessage), Direction: "out", Sender: p.sender,
 			Text: p.text, At: now, Status: "pending", MessagingType: m.MessagingType, Tag: m.Tag,
-			AgentID: p.agentID, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL,
+			AgentID: p.agentID, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL, File: p.file,
 		}
 		c.state.NextSeq++
 		if m.Mode == ModeNone {
@@ -470,7 +497,7 @@ func (c *conversation) deliver(ctx workflow.Context, p outgoing, e activities.Tr
 		in := c.sendInput(p, res)
 		var out activities.SendOutcome
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
+			StartToCloseTimeout: sendTimeout(p, 30*time.Second),
 			Summary:             summary,
 			// One call per attempt: this loop decides, knowing what Meta answered.
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
