@@ -11,6 +11,7 @@ import (
 
 	"parley/apierror"
 	"parley/blobs"
+	"parley/store"
 	"parley/workflows"
 )
 
@@ -115,6 +116,15 @@ func (s *Server) erase(ctx context.Context, pageRef, facebookPageID, psid string
 			return out, apierror.Internal(fmt.Errorf("release conversation %s: %w", id, err))
 		}
 		freed = freed || r.AgentID != ""
+	}
+	for _, e := range data.Ended {
+		// The agent's and supervisors' screens learn it is over.
+		ev := store.NewEvent{Type: store.EventConversationState, AgentID: e.AgentID, ConversationID: e.ConversationID,
+			Data:      map[string]any{"conversation_id": e.ConversationID, "state": "closed", "agent_id": e.AgentID, "closed_reason": store.ClosedErased},
+			DedupeKey: "erased/" + e.ConversationID}
+		if err := s.opts.Store.AppendEvents(ctx, ev); err != nil {
+			return out, apierror.Internal(err)
+		}
 	}
 	if out.FilesDeleted, err = s.opts.Blobs.DeletePrefix(ctx, blobs.CustomerPrefix(facebookPageID, psid)); err != nil {
 		return out, apierror.Internal(err)

@@ -19,6 +19,15 @@ type ErasedData struct {
 	Attachments   int64    // attachment rows removed (their files are the blob store's)
 	Events        int64    // live events removed (they carried message texts)
 	Profile       bool     // the customer's profile (name, picture) was removed
+	// Ended are the conversations the erase closed, with their agents (to
+	// tell them).
+	Ended []EndedByErase
+}
+
+// EndedByErase is an open conversation closed by an erase.
+type EndedByErase struct {
+	ConversationID string `db:"id"`
+	AgentID        string `db:"agent_id"`
 }
 
 // EraseCustomerData removes what Parley's database holds of a customer of
@@ -52,6 +61,10 @@ func (s *Store) EraseCustomerData(ctx context.Context, pageRef, facebookPageID, 
 			if _, err := exec(ctx, tx, `UPDATE queue_items SET note = '' WHERE conversation_id = ?`, id); err != nil {
 				return err
 			}
+		}
+		if err := list(ctx, tx, &out.Ended, `SELECT id, agent_id FROM conversations
+			WHERE facebook_page_id = ? AND psid = ? AND state <> 'closed' ORDER BY id`, facebookPageID, psid); err != nil {
+			return err
 		}
 		if _, err := exec(ctx, tx, `UPDATE conversations SET state = 'closed', closed_reason = ?, closed_at = ?, updated_at = ?
 			WHERE facebook_page_id = ? AND psid = ? AND state <> 'closed'`,

@@ -58,7 +58,8 @@ func TestEraseCustomerData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Conversations) != 1 || got.Messages != 2 || got.Attachments != 1 || got.Events != 1 || !got.Profile {
+		if len(got.Conversations) != 1 || got.Messages != 2 || got.Attachments != 1 || got.Events != 1 || !got.Profile ||
+			len(got.Ended) != 1 || got.Ended[0].ConversationID != "c-gone" {
 			t.Errorf("erased %+v", got)
 		}
 		if err := s.EachCell(ctx, func(table, column, value string) {
