@@ -52,6 +52,9 @@ type CustomerProfile struct {
 	// NextAttemptAt: when a failed fetch may be tried again.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	Reason        string    `json:"reason,omitempty"` // why the last fetch failed
+	// Locale ("fr_FR") chooses automated messages' translation when Meta
+	// gives it; not fetched today, so the workstream's language applies.
+	Locale string `json:"locale,omitempty"`
 }
 
 // Name is the customer's full name, "" when unknown.

@@ -113,6 +113,10 @@ type RouteOutput struct {
 	OutOfHours    bool             `json:"out_of_hours,omitempty"`
 	Reason        string           `json:"reason,omitempty"`
 	WhileQueued   *routing.MaxWait `json:"while_queued,omitempty"`
+	// Holiday: closed because of a holiday (with OutOfHours).
+	Holiday bool `json:"holiday,omitempty"`
+	// Hours are the queue's operating hours, for the {hours} variable.
+	Hours string `json:"hours,omitempty"`
 }
 
 // RouteConversation chooses the conversation's queue and queues it (or
@@ -131,6 +135,23 @@ func (a *Routing) RouteConversation(ctx context.Context, in RouteInput) (RouteOu
 		Outcome: res.Outcome, QueueID: res.QueueID, QueueName: res.QueueName, Position: res.Position,
 		Waiting: res.Waiting, EstimatedWait: res.EstimatedWait, Trigger: res.Trigger, OutOfHours: res.OutOfHours,
 		Reason: res.Reason, WhileQueued: res.WhileQueued,
+	}
+	if res.QueueID != "" {
+		// For the automated messages' {hours} and the holiday message.
+		q, err := a.Store.GetQueue(ctx, res.QueueID)
+		switch {
+		case err != nil:
+			// Only the messages' {hours} and holiday wording need it: the
+			// routing that is done must not be redone for them.
+			a.log().WarnContext(ctx, "queue hours unavailable for automated messages", "queue", res.QueueID, "error", err)
+		default:
+			out.Hours = q.Hours.String()
+			at := in.Now
+			if at.IsZero() {
+				at = time.Now()
+			}
+			out.Holiday = res.OutOfHours && q.Hours.HolidayAt(at)
+		}
 	}
 	if res.Outcome == store.RouteQueued {
 		if err := a.wake(ctx, "conversation queued in "+res.QueueName); err != nil {

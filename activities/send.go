@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -54,6 +55,8 @@ type SendInput struct {
 	// attachment_id of the Attachment Upload API (cached per page, SHA-256
 	// and type). Empty for text and for attachments by URL.
 	File *OutFile `json:"file,omitempty"`
+	// QuickReplies go with a text (the post-survey's rating buttons).
+	QuickReplies []messenger.QuickReply `json:"quick_replies,omitempty"`
 }
 
 // Send outcomes.
@@ -104,7 +107,7 @@ func (a *Sender) SendMessage(ctx context.Context, in SendInput) (SendOutcome, er
 	if in.File != nil {
 		return a.sendFile(ctx, auth, in)
 	}
-	msg := &messenger.OutMessage{Text: in.Text, Metadata: Metadata(in.MessageID)}
+	msg := &messenger.OutMessage{Text: in.Text, QuickReplies: in.QuickReplies, Metadata: Metadata(in.MessageID)}
 	if in.AttachmentURL != "" {
 		msg = &messenger.OutMessage{
 			Attachment: &messenger.OutAttachment{Type: in.AttachmentType, Payload: messenger.AttachmentPayload{URL: in.AttachmentURL}},
@@ -290,12 +293,23 @@ type Settings struct {
 	Routing *routing.Distribution `json:"routing,omitempty"`
 	// Messages are the enabled automated messages of routing, by trigger.
 	Messages map[string]string `json:"messages,omitempty"`
+	// Translations of Messages, by trigger then language (issue 9); the
+	// customer's locale chooses (store.MessageText).
+	Translations map[string]map[string]string `json:"translations,omitempty"`
+	// PositionStep and PositionEvery rate-limit queue_position: announced
+	// again when the position changed by at least PositionStep places, at
+	// most every PositionEvery.
+	PositionStep  int           `json:"position_step,omitempty"`
+	PositionEvery time.Duration `json:"position_every,omitempty"`
+	// PostSurvey is the post-conversation survey (issue 9); nil: none.
+	PostSurvey *PostSurveySettings `json:"post_survey,omitempty"`
 }
 
 // routingTriggers are the automated messages the workflow sends by trigger
 // (routing's, and the privacy notice).
 var routingTriggers = []string{store.TriggerAgentAssigned, store.TriggerQueuePosition, store.TriggerOutOfHours,
-	store.TriggerOverflowEnd, store.TriggerNoAgent, store.TriggerPrivacyNotice}
+	store.TriggerOverflowEnd, store.TriggerNoAgent, store.TriggerPrivacyNotice,
+	store.TriggerGreeting, store.TriggerHoliday, store.TriggerTransferAccepted}
 
 // SettingsOf maps a workstream to the settings the workflow applies.
 func SettingsOf(w store.Workstream) Settings {
@@ -311,6 +325,9 @@ func SettingsOf(w store.Workstream) Settings {
 	}
 	if m, ok := w.AutomatedMessages[store.TriggerConversationEnded]; ok && m.Enabled {
 		s.EndedMessage = m.Text
+		if len(m.Translations) > 0 {
+			s.Translations = map[string]map[string]string{store.TriggerConversationEnded: maps.Clone(m.Translations)}
+		}
 	}
 	if w.Distribution != nil {
 		d := w.Distribution.WithDefaults()
@@ -322,7 +339,17 @@ func SettingsOf(w store.Workstream) Settings {
 				s.Messages = map[string]string{}
 			}
 			s.Messages[t] = m.Text
+			if len(m.Translations) > 0 {
+				if s.Translations == nil {
+					s.Translations = map[string]map[string]string{}
+				}
+				s.Translations[t] = maps.Clone(m.Translations)
+			}
 		}
+	}
+	if m := w.AutomatedMessages[store.TriggerQueuePosition]; m.Enabled {
+		s.PositionStep = m.Step
+		s.PositionEvery = time.Duration(m.EveryMinutes) * time.Minute
 	}
 	return s
 }
@@ -334,5 +361,5 @@ func (a *Sender) LoadSettings(ctx context.Context, pageRef string) (Settings, er
 	if err != nil {
 		return Settings{}, fmt.Errorf("workstream of page %s: %w", pageRef, err)
 	}
-	return SettingsOf(w), nil
+	return withPostSurvey(ctx, a.Store, pageRef, SettingsOf(w))
 }

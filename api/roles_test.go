@@ -50,6 +50,9 @@ var routeAccess = map[string]access{
 	"GET /api/v1/workstreams/:id":             adminOnly,
 	"PATCH /api/v1/workstreams/:id":           adminOnly,
 	"DELETE /api/v1/workstreams/:id":          adminOnly,
+	"GET /api/v1/workstreams/:id/post-survey": adminOnly,
+	"PUT /api/v1/workstreams/:id/post-survey": adminOnly,
+	"GET /api/v1/reports/csat":                assigners, // admins and supervisors
 	"POST /api/v1/agents":                     adminOnly,
 	"GET /api/v1/agents":                      adminOnly,
 	"GET /api/v1/agents/:id":                  adminOnly,

@@ -114,6 +114,10 @@ type autoCloseRequest struct {
 type automatedMessageRequest struct {
 	Enabled *bool   `json:"enabled"`
 	Text    *string `json:"text"`
+	// Translations, when sent, replace every translation (null clears them).
+	Translations json.RawMessage `json:"translations"`
+	Step         *int            `json:"step"`
+	EveryMinutes *int            `json:"every_minutes"`
 }
 
 // workstreamUpdate validates the settings of req into an update. The
@@ -234,15 +238,75 @@ func mergeAutomatedMessages(current map[string]store.AutomatedMessage, raw json.
 		if req.Text != nil {
 			m.Text = *req.Text
 		}
+		if present(req.Translations) {
+			var tr map[string]string
+			if err := decodePart(field+".translations", req.Translations, &tr); err != nil {
+				return nil, err
+			}
+			m.Translations = tr
+		} else if len(req.Translations) > 0 { // null
+			m.Translations = nil
+		}
+		if req.Step != nil || req.EveryMinutes != nil {
+			if trigger != store.TriggerQueuePosition {
+				return nil, apierror.InvalidField(field, "step and every_minutes apply to %s only", store.TriggerQueuePosition)
+			}
+			for _, f := range []struct {
+				name string
+				v    *int
+				dst  *int
+			}{{"step", req.Step, &m.Step}, {"every_minutes", req.EveryMinutes, &m.EveryMinutes}} {
+				if f.v == nil {
+					continue
+				}
+				if *f.v < 0 {
+					return nil, apierror.InvalidField(field+"."+f.name, "must not be negative, got %d", *f.v)
+				}
+				*f.dst = *f.v
+			}
+		}
 		if m.Enabled && strings.TrimSpace(m.Text) == "" {
 			return nil, apierror.InvalidField(field+".text", "is required when the message is enabled")
 		}
-		if utf8.RuneCountInString(m.Text) > store.MaxAutomatedMessageText {
-			return nil, apierror.InvalidField(field+".text", "must be at most %d characters (Messenger's limit)", store.MaxAutomatedMessageText)
+		if err := checkMessageText(field+".text", m.Text); err != nil {
+			return nil, err
+		}
+		canon := make(map[string]string, len(m.Translations))
+		for _, lang := range slices.Sorted(maps.Keys(m.Translations)) {
+			tf := field + ".translations." + lang
+			c, ok := store.CanonicalLanguage(lang)
+			switch {
+			case !ok:
+				return nil, apierror.InvalidField(tf, "must be keyed by a language code such as \"fr\" or \"fr-CA\", got %q", lang)
+			case canon[c] != "":
+				return nil, apierror.InvalidField(tf, "language %s is given twice", c)
+			case strings.TrimSpace(m.Translations[lang]) == "":
+				return nil, apierror.InvalidField(tf, "must not be empty")
+			}
+			if err := checkMessageText(tf, m.Translations[lang]); err != nil {
+				return nil, err
+			}
+			canon[c] = m.Translations[lang]
+		}
+		m.Translations = nil
+		if len(canon) > 0 {
+			m.Translations = canon
 		}
 		out[trigger] = m
 	}
 	return out, nil
+}
+
+// checkMessageText checks an automated message's text: Messenger's length
+// limit and known {variables} only (the error names the unknown one).
+func checkMessageText(field, text string) error {
+	if utf8.RuneCountInString(text) > store.MaxAutomatedMessageText {
+		return apierror.InvalidField(field, "must be at most %d characters (Messenger's limit)", store.MaxAutomatedMessageText)
+	}
+	if v := store.UnknownVariable(text); v != "" {
+		return apierror.InvalidField(field, "unknown variable {%s}; the variables are {%s}", v, strings.Join(store.Variables(), "}, {"))
+	}
+	return nil
 }
 
 // present reports whether an optional nested object was sent; null counts

@@ -123,7 +123,7 @@ func TestWorkstreamsAPI(t *testing.T) {
 		{"wrap_up_duration", valid(map[string]any{"wrap_up_duration": "1 day"}), "wrap_up_duration"},
 		{"wrap_up_duration negative", valid(map[string]any{"wrap_up_duration": "-5m"}), "wrap_up_duration"},
 		{"automated_messages as an array", valid(map[string]any{"automated_messages": []any{}}), "automated_messages"},
-		{"unknown trigger", valid(map[string]any{"automated_messages": map[string]any{"greeting": map[string]any{"enabled": true, "text": "hi"}}}), "automated_messages.greeting"},
+		{"unknown trigger", valid(map[string]any{"automated_messages": map[string]any{"goodbye": map[string]any{"enabled": true, "text": "hi"}}}), "automated_messages.goodbye"},
 		{"enabled without text", valid(map[string]any{"automated_messages": map[string]any{"conversation_ended": map[string]any{"enabled": true}}}), "automated_messages.conversation_ended.text"},
 		{"text too long", valid(map[string]any{"automated_messages": map[string]any{"conversation_ended": map[string]any{"text": strings.Repeat("x", 2001)}}}), "automated_messages.conversation_ended.text"},
 		{"enabled as a string", valid(map[string]any{"automated_messages": map[string]any{"conversation_ended": map[string]any{"enabled": "yes"}}}), "automated_messages.conversation_ended.enabled"},

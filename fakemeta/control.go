@@ -257,11 +257,19 @@ func (s *Server) ctlCustomerMessage(w http.ResponseWriter, r *http.Request) {
 		PageID string `json:"page_id"`
 		PSID   string `json:"psid"`
 		Text   string `json:"text"`
+		// QuickReplyPayload: a tap on a quick reply (text is its title).
+		QuickReplyPayload string `json:"quick_reply_payload"`
 	}
 	if !ctlDecode(w, r, &in) || !ctlRequire(w, "page_id", in.PageID, "psid", in.PSID, "text", in.Text) {
 		return
 	}
-	mid, err := s.CustomerSends(r.Context(), in.PageID, in.PSID, in.Text)
+	var mid string
+	var err error
+	if in.QuickReplyPayload != "" {
+		mid, err = s.CustomerTapsQuickReply(r.Context(), in.PageID, in.PSID, in.Text, in.QuickReplyPayload)
+	} else {
+		mid, err = s.CustomerSends(r.Context(), in.PageID, in.PSID, in.Text)
+	}
 	ctlDeliveryResult(w, mid, statusOf(err), err)
 }
 

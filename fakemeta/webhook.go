@@ -192,16 +192,34 @@ func (s *Server) SetWebhook(ctx context.Context, appID, callbackURL, verifyToken
 // "messages" on the page. One attempt: a non-200 answer is returned as a
 // *DeliveryError (tests retry with Redeliver or RetryFailed, like Meta).
 func (s *Server) CustomerSends(ctx context.Context, pageID, psid, text string) (mid string, err error) {
+	return s.customerMessage(ctx, pageID, psid, text, "")
+}
+
+// CustomerTapsQuickReply delivers the customer's tap on a quick reply: a
+// message whose text is the button's title, with its payload, as Meta
+// sends it.
+func (s *Server) CustomerTapsQuickReply(ctx context.Context, pageID, psid, title, payload string) (mid string, err error) {
+	if payload == "" {
+		return "", errors.New("fakemeta: CustomerTapsQuickReply: empty payload")
+	}
+	return s.customerMessage(ctx, pageID, psid, title, payload)
+}
+
+func (s *Server) customerMessage(ctx context.Context, pageID, psid, text, payload string) (mid string, err error) {
 	if text == "" {
 		return "", errors.New("fakemeta: CustomerSends: empty text")
 	}
 	mid = newMID()
 	ms := s.now().UnixMilli()
+	msg := orderedObject{{"mid", mid}, {"text", text}}
+	if payload != "" {
+		msg = append(msg, kv{"quick_reply", orderedObject{{"payload", payload}}})
+	}
 	ev := mustJSON(orderedObject{
 		{"sender", orderedObject{{"id", psid}}},
 		{"recipient", orderedObject{{"id", pageID}}},
 		{"timestamp", ms},
-		{"message", orderedObject{{"mid", mid}, {"text", text}}},
+		{"message", msg},
 	})
 	_, err = s.deliverPage(ctx, pageID, []json.RawMessage{ev}, nil)
 	return mid, err

@@ -324,3 +324,14 @@ func TestMetaEscape(t *testing.T) {
 		t.Errorf("round trip = %q, %v", back["a"], err)
 	}
 }
+
+func TestCustomerTapsQuickReplyCarriesThePayload(t *testing.T) {
+	e := newEnv(t, Options{})
+	if _, err := e.fake.CustomerTapsQuickReply(context.Background(), testPage, testPSID, "4", "PARLEY_CSAT:c1:4"); err != nil {
+		t.Fatal(err)
+	}
+	posts := e.hook.Posts()
+	if len(posts) != 1 || !strings.Contains(string(posts[0].body), `"text":"4","quick_reply":{"payload":"PARLEY_CSAT:c1:4"}`) {
+		t.Errorf("webhooks = %d, want the tap with its payload", len(posts))
+	}
+}

@@ -61,6 +61,10 @@ func (s *Store) EraseCustomerData(ctx context.Context, pageRef, facebookPageID, 
 			if _, err := exec(ctx, tx, `UPDATE queue_items SET note = '' WHERE conversation_id = ?`, id); err != nil {
 				return err
 			}
+			// A survey's comment is the customer's words; the rating stays for reports.
+			if _, err := exec(ctx, tx, `UPDATE surveys SET comment = '' WHERE conversation_id = ?`, id); err != nil {
+				return err
+			}
 		}
 		if err := list(ctx, tx, &out.Ended, `SELECT id, agent_id FROM conversations
 			WHERE facebook_page_id = ? AND psid = ? AND state <> 'closed' ORDER BY id`, facebookPageID, psid); err != nil {

@@ -1,7 +1,7 @@
 package store
 
-// Automated message triggers of routing (issue 7). Their texts may hold
-// {agent}, {queue} and {position}.
+// Automated message triggers of routing (issues 7 and 9). Their texts may
+// hold the variables of Variables.
 const (
 	// TriggerAgentAssigned: an agent accepted, picked or was given the conversation.
 	TriggerAgentAssigned = "agent_assigned"
@@ -16,4 +16,13 @@ const (
 	// TriggerPrivacyNotice: a new conversation starts ("this conversation
 	// may be recorded..."), before routing (issue 8).
 	TriggerPrivacyNotice = "privacy_notice"
+	// TriggerGreeting: a new conversation starts; sent before the privacy
+	// notice (issue 9).
+	TriggerGreeting = "greeting"
+	// TriggerHoliday: the chosen queue is closed for a holiday; sent
+	// instead of out_of_hours.
+	TriggerHoliday = "holiday"
+	// TriggerTransferAccepted: a transfer to another queue or agent was
+	// accepted.
+	TriggerTransferAccepted = "transfer_accepted"
 )

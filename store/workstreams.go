@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -52,10 +51,17 @@ type Workstream struct {
 	DeletedAt    *time.Time
 }
 
-// AutomatedMessage is the text sent on a trigger, when enabled.
+// AutomatedMessage is the text sent on a trigger, when enabled: Text in the
+// workstream's language, Translations by other languages (see Text).
 type AutomatedMessage struct {
-	Enabled bool   `json:"enabled"`
-	Text    string `json:"text"`
+	Enabled      bool              `json:"enabled"`
+	Text         string            `json:"text"`
+	Translations map[string]string `json:"translations,omitempty"`
+	// Step and EveryMinutes apply to queue_position only: announce again
+	// when the position changed by at least Step places (0: 1), at most
+	// every EveryMinutes minutes (0: no limit).
+	Step         int `json:"step,omitempty"`
+	EveryMinutes int `json:"every_minutes,omitempty"`
 }
 
 // WorkstreamUpdate changes the non-nil fields of a workstream; its page
@@ -89,7 +95,7 @@ const (
 )
 
 var triggers = []string{TriggerConversationEnded, TriggerAgentAssigned, TriggerQueuePosition, TriggerOutOfHours,
-	TriggerOverflowEnd, TriggerNoAgent, TriggerPrivacyNotice}
+	TriggerOverflowEnd, TriggerNoAgent, TriggerPrivacyNotice, TriggerGreeting, TriggerHoliday, TriggerTransferAccepted}
 
 // Triggers returns the automated message triggers Parley knows.
 func Triggers() []string { return slices.Clone(triggers) }
@@ -160,16 +166,24 @@ func (w *Workstream) normalize() error {
 			return invalidf("%s %v is not a whole number of milliseconds", d.name, d.v)
 		}
 	}
+	// A copy: canonicalizing translations must not change the caller's map.
+	w.AutomatedMessages = maps.Clone(w.AutomatedMessages)
 	for _, trigger := range slices.Sorted(maps.Keys(w.AutomatedMessages)) {
 		m := w.AutomatedMessages[trigger]
 		if !slices.Contains(triggers, trigger) {
 			return invalidf("unknown automated message trigger %q", trigger)
 		}
-		if m.Enabled && strings.TrimSpace(m.Text) == "" {
-			return invalidf("automated message %s is enabled without text", trigger)
+		if err := m.Check(trigger); err != nil {
+			return err
 		}
-		if utf8.RuneCountInString(m.Text) > MaxAutomatedMessageText {
-			return invalidf("automated message %s is longer than %d characters", trigger, MaxAutomatedMessageText)
+		if len(m.Translations) > 0 {
+			canon := make(map[string]string, len(m.Translations))
+			for lang, text := range m.Translations {
+				c, _ := CanonicalLanguage(lang) // Check accepted it
+				canon[c] = text
+			}
+			m.Translations = canon
+			w.AutomatedMessages[trigger] = m
 		}
 	}
 	if w.AutomatedMessages == nil {

@@ -67,6 +67,8 @@ func Register(r sdkworker.Registry, d Deps) {
 	}
 	cust := &activities.Customers{Store: d.Store, Graph: d.Graph, Log: d.Log}
 	r.RegisterActivityWithOptions(cust.LoadProfile, activity.RegisterOptions{Name: activities.LoadProfileName})
+	surveys := &activities.Surveys{Store: d.Store}
+	r.RegisterActivityWithOptions(surveys.RecordSurvey, activity.RegisterOptions{Name: activities.RecordSurveyName})
 	pages := &activities.Pages{Store: d.Store, Log: d.Log}
 	r.RegisterActivityWithOptions(pages.FlagPage, activity.RegisterOptions{Name: activities.FlagPageName})
 	// ReleaseCapacity comes with it; a distributor started before it had its

@@ -47,6 +47,10 @@ const (
 	// Runs that started before it keep the old logic until their next
 	// continue-as-new.
 	versionNothingLost = "nothing-lost"
+	// versionAutomated: issue 9's automated messages (greeting, holiday,
+	// transfer accepted, translations, every variable filled, rate-limited
+	// queue positions).
+	versionAutomated = "automated-messages"
 )
 
 // Conversation states (contact-center.md section 5).
@@ -224,6 +228,16 @@ type ConversationState struct {
 	// Customer is the customer's profile as last read (issue 8): its name
 	// is routing context; nil until read.
 	Customer *activities.CustomerProfile `json:"customer,omitempty"`
+
+	// Survey is the post-conversation survey waiting for an answer (issue 9).
+	Survey *SurveyState `json:"post_survey,omitempty"`
+
+	// Automated messages (issue 9). AgentName fills {agent}; the queue
+	// position last announced, and when, rate-limit queue_position.
+	AgentName           string    `json:"agent_name,omitempty"`
+	PositionAnnounced   int       `json:"position_announced,omitempty"`
+	PositionAnnouncedAt time.Time `json:"position_announced_at,omitzero"`
+	PositionQueueID     string    `json:"position_queue_id,omitempty"`
 }
 
 const recentKeysKept = 500
@@ -254,6 +268,7 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	c.routingV = c.nothingLost && workflow.GetVersion(ctx, versionRouting, workflow.DefaultVersion, 1) >= 1
 	c.profileV = c.nothingLost && workflow.GetVersion(ctx, versionProfile, workflow.DefaultVersion, 1) >= 1
 	c.filesV = c.profileV && workflow.GetVersion(ctx, versionKeepFiles, workflow.DefaultVersion, 1) >= 1
+	c.automatedV = c.filesV && workflow.GetVersion(ctx, versionAutomated, workflow.DefaultVersion, 1) >= 1
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
@@ -289,6 +304,8 @@ type conversation struct {
 	profileV bool
 	// filesV: this run keeps the customer's files (versionKeepFiles).
 	filesV bool
+	// automatedV: this run has issue 9's automated messages (versionAutomated).
+	automatedV bool
 	// routingNow: route is waiting for the ledger's answer (a pick may
 	// already see the conversation queued).
 	routingNow bool
@@ -305,6 +322,8 @@ type conversation struct {
 	next []messenger.Event
 	// published is what the search attributes last said.
 	published published
+	// surveyTimer is the post-survey's response time-out.
+	surveyTimer lazyTimer
 }
 
 func newConversation(in ConversationInput) *conversation {

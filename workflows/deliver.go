@@ -118,7 +118,7 @@ func (c *conversation) sendInput(p outgoing, res MessageResult) activities.SendI
 	return activities.SendInput{
 		MessageID: res.ID, PageRef: c.in.PageRef, FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID,
 		Text: p.text, AttachmentType: p.attachmentType, AttachmentURL: p.attachmentURL, File: p.file,
-		MessagingType: res.MessagingType, Tag: res.Tag,
+		MessagingType: res.MessagingType, Tag: res.Tag, QuickReplies: p.quickReplies,
 	}
 }
 

@@ -76,7 +76,7 @@ func (c *conversation) run(ctx workflow.Context) error {
 				offers = append(append(offers, o), c.drainOffers()...)
 			})
 		}
-		for _, t := range append(c.timers[:], c.rtimers[:]...) {
+		for _, t := range append(append(c.timers[:], c.rtimers[:]...), &c.surveyTimer) {
 			if t != nil && t.future != nil {
 				sel.AddFuture(t.future, t.fire)
 			}
@@ -154,8 +154,14 @@ func (c *conversation) prelude(ctx workflow.Context) (bool, error) {
 		}
 	}
 	if c.profileV && c.state.Runs == 1 {
-		// A new conversation: the privacy notice first, if the workstream
-		// has one (inside the window only; otherwise the transcript says why).
+		// A new conversation: the greeting, then the privacy notice, if the
+		// workstream has them (inside the window only; otherwise the
+		// transcript says why). Greeting first: a hello before the legalese.
+		if c.automatedV {
+			if err := c.automated(ctx, store.TriggerGreeting, nil); err != nil {
+				return false, err
+			}
+		}
 		if err := c.automated(ctx, store.TriggerPrivacyNotice, nil); err != nil {
 			return false, err
 		}
@@ -186,6 +192,14 @@ func (c *conversation) locked(ctx workflow.Context, f func() error) error {
 // onEvents records what the customer (or Meta) sent and applies the
 // transitions it causes.
 func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) error {
+	if c.state.Survey != nil && c.state.State == StateWrapUp {
+		// The customer's answers belong to the post-survey, not to a new conversation.
+		rest, err := c.onSurveyEvents(ctx, events)
+		if err != nil || len(rest) == 0 {
+			return err
+		}
+		events = rest
+	}
 	if c.state.State == StateWrapUp && opensWindow(events) {
 		// The agent has ended this conversation: the customer's new message
 		// opens the next one, linked to this.
@@ -252,6 +266,8 @@ func (c *conversation) close(ctx workflow.Context, reason string) error {
 		return err
 	}
 	now := workflow.Now(ctx).UTC()
+	// A survey still waiting ends with the conversation (as asked, or answered).
+	c.state.Survey = nil
 	c.state.ClosedAt = &now
 	c.state.ClosedReason = reason
 	return c.transition(ctx, StateClosed)
@@ -267,8 +283,17 @@ func (c *conversation) loadSettings(ctx workflow.Context) error {
 	return nil
 }
 
-// autoCloseDeadline is when the current state ends for lack of activity.
+// autoCloseDeadline is when the current state ends for lack of activity;
+// in wrap-up, at the later of its end and the post-survey's.
 func (c *conversation) autoCloseDeadline() time.Time {
+	if c.state.State == StateWrapUp {
+		return c.withSurvey(c.inactivityDeadline())
+	}
+	return c.inactivityDeadline()
+}
+
+// inactivityDeadline is when the current state ends by its own duration.
+func (c *conversation) inactivityDeadline() time.Time {
 	s := c.state.Settings
 	if s == nil {
 		return time.Time{}
@@ -312,6 +337,7 @@ func (c *conversation) arm(ctx workflow.Context) {
 	}
 	c.timers[2].arm(ctx, c.autoCloseDeadline())
 	c.armRouting(ctx)
+	c.armSurvey(ctx)
 }
 
 // checkDeadlines closes the conversation whose auto-close time has come,
@@ -319,6 +345,9 @@ func (c *conversation) arm(ctx workflow.Context) {
 func (c *conversation) checkDeadlines(ctx workflow.Context) error {
 	if c.state.State == StateClosed {
 		return nil
+	}
+	if err := c.checkSurvey(ctx); err != nil {
+		return err
 	}
 	now := workflow.Now(ctx)
 	if d := c.autoCloseDeadline(); d.IsZero() || now.Before(d) {
@@ -462,6 +491,9 @@ func (c *conversation) details(now time.Time, m Mode) string {
 		fmt.Fprintf(&b, "**Waiting**: set aside by agent %s; waiting for the customer to write again.", agent)
 	case StateWrapUp:
 		fmt.Fprintf(&b, "**Wrap-up**: agent %s ended the conversation.", agent)
+		if d := c.surveyDetails(); d != "" {
+			b.WriteString(" " + d)
+		}
 	case StateClosed:
 		fmt.Fprintf(&b, "**Closed** at %s: %s.", stamp(*s.ClosedAt), s.ClosedReason)
 	}

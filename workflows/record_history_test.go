@@ -206,3 +206,55 @@ func TestRecordRoutingHistory(t *testing.T) {
 	// files were kept (versionKeepFiles) and payloads encrypted.
 	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v6_files_routing_closed.json")
 }
+
+// TestRecordSurveyHistory records a conversation with issue 9's automated
+// messages (greeting, privacy notice, agent ended) and an answered
+// post-conversation survey:
+//
+//	PARLEY_RECORD_HISTORY=1 go test -run TestRecordSurveyHistory ./workflows
+func TestRecordSurveyHistory(t *testing.T) {
+	if os.Getenv("PARLEY_RECORD_HISTORY") == "" {
+		t.Skip("set PARLEY_RECORD_HISTORY=1 to record histories into testdata/")
+	}
+	e, ws, _ := itSetupPage(t, testenv.Options{TemporalInMemory: true})
+	on := func(text string) map[string]any { return map[string]any{"enabled": true, "text": text} }
+	e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/workstreams/"+ws, map[string]any{
+		"wrap_up_duration": "2s",
+		"automated_messages": map[string]any{
+			"greeting":           on("Hello {first_name}, welcome to Acme."),
+			"privacy_notice":     on("This conversation may be recorded."),
+			"conversation_ended": on("Thanks for writing to us."),
+		},
+	}, nil)
+	e.MustDo(http.StatusOK, http.MethodPut, "/api/v1/workstreams/"+ws+"/post-survey", map[string]any{"enabled": true, "response_timeout": "1m"}, nil)
+	agent := e.CreateAgent("Ada", "ada@example.com")
+	const psid = "730000000000003"
+	e.Meta.SetUserProfile(itPageID, psid, "Grace", "Hopper", true)
+	ctx := t.Context()
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "My parcel is late"); err != nil {
+		t.Fatal(err)
+	}
+	conv := itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 })[0]
+	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/assign", map[string]string{"agent_id": agent.ID}, nil)
+	if status, raw := e.DoWithKey(agent.Key, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/messages", map[string]string{"text": "It ships today."}); status != http.StatusCreated {
+		t.Fatalf("reply: %d %s", status, raw)
+	}
+	if status, raw := e.DoWithKey(agent.Key, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/end", nil); status != http.StatusOK {
+		t.Fatalf("end: %d %s", status, raw)
+	}
+	// The rating question is out: the customer taps 5, then comments.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(e.Meta.Sent(itPageID, psid)) < 5 && time.Now().Before(deadline) { // greeting, notice, reply, ended, rating
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := e.Meta.CustomerTapsQuickReply(ctx, itPageID, psid, "5", "PARLEY_CSAT:"+conv.ID+":5"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "Quick and kind, thank you"); err != nil {
+		t.Fatal(err)
+	}
+	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
+	time.Sleep(time.Second) // let the run end
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v7_automated_survey_closed.json")
+}

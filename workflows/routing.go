@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ type QueueState struct {
 	PreferredUntil   time.Time   `json:"preferred_until,omitzero"`
 	Offer            *OfferState `json:"offer,omitempty"`
 	Note             string      `json:"note,omitempty"`
+	// EstimatedWait and Hours fill {wait} and {hours} (issue 9).
+	EstimatedWait time.Duration `json:"estimated_wait,omitempty"`
+	Hours         string        `json:"hours,omitempty"`
 }
 
 // OfferState is the conversation's open offer.
@@ -187,9 +191,9 @@ func (c *conversation) route(ctx workflow.Context, queueID, note, prefer string,
 	if out.Outcome == store.RouteEnded {
 		trigger := store.TriggerOverflowEnd
 		if out.OutOfHours {
-			trigger = store.TriggerOutOfHours
+			trigger = c.closedTrigger(out)
 		}
-		if err := c.automated(ctx, trigger, map[string]string{"queue": out.QueueName}); err != nil {
+		if err := c.automated(ctx, trigger, routeVars(out)); err != nil {
 			return err
 		}
 		return c.close(ctx, out.Reason)
@@ -197,6 +201,7 @@ func (c *conversation) route(ctx workflow.Context, queueID, note, prefer string,
 	q := &QueueState{
 		QueueID: out.QueueID, QueueName: out.QueueName, Position: out.Position, EnqueuedAt: now, WaitingSince: since,
 		PreferredAgentID: in.PreferredAgentID, PreferredUntil: in.PreferredUntil, Note: note,
+		EstimatedWait: out.EstimatedWait, Hours: out.Hours,
 	}
 	if w := out.WhileQueued; w != nil && w.After > 0 {
 		q.OverflowAt, q.OverflowAction, q.OverflowAfter = now.Add(w.After.D()), w.OverflowAction, w.After.D()
@@ -210,13 +215,71 @@ func (c *conversation) route(ctx workflow.Context, queueID, note, prefer string,
 		return err
 	}
 	if out.OutOfHours {
-		if err := c.automated(ctx, store.TriggerOutOfHours, map[string]string{"queue": out.QueueName}); err != nil {
+		if err := c.automated(ctx, c.closedTrigger(out), routeVars(out)); err != nil {
 			return err
 		}
 	}
-	return c.automated(ctx, store.TriggerQueuePosition, map[string]string{
-		"queue": out.QueueName, "position": strconv.Itoa(out.Position),
-	})
+	if !c.announcePosition(now, out.QueueID, out.Position) {
+		return nil
+	}
+	return c.automated(ctx, store.TriggerQueuePosition, routeVars(out))
+}
+
+// routeVars are the variables a routing outcome fills.
+func routeVars(out activities.RouteOutput) map[string]string {
+	v := map[string]string{store.VarQueue: out.QueueName, store.VarHours: out.Hours, store.VarWait: waitText(out.EstimatedWait)}
+	if out.Position > 0 {
+		v[store.VarPosition] = strconv.Itoa(out.Position)
+	}
+	return v
+}
+
+// closedTrigger is the message of a closed queue: holiday when a holiday
+// closed it and the workstream has that message, out_of_hours otherwise.
+func (c *conversation) closedTrigger(out activities.RouteOutput) string {
+	if c.automatedV && out.Holiday && c.state.Settings.Messages[store.TriggerHoliday] != "" {
+		return store.TriggerHoliday
+	}
+	return store.TriggerOutOfHours
+}
+
+// announcePosition says whether the queue position is announced now: the
+// first time in a wait or in a new queue always; again in the same queue
+// (routed anew while waiting) only when it moved by the workstream's step
+// and its minimum interval has passed. It records the announcement.
+func (c *conversation) announcePosition(now time.Time, queueID string, position int) bool {
+	if !c.automatedV {
+		return true
+	}
+	s := c.state
+	if last := s.PositionAnnounced; last > 0 && s.PositionQueueID == queueID {
+		step := max(s.Settings.PositionStep, 1)
+		moved := position - last
+		if moved < 0 {
+			moved = -moved
+		}
+		if moved < step || (s.Settings.PositionEvery > 0 && now.Before(s.PositionAnnouncedAt.Add(s.Settings.PositionEvery))) {
+			return false
+		}
+	}
+	s.PositionAnnounced, s.PositionAnnouncedAt, s.PositionQueueID = position, now, queueID
+	return true
+}
+
+// waitText is an estimated wait for customers, in minutes ("5 min",
+// "1 h 10 min"), rounded up; "" when there is no estimate.
+func waitText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	m := int((d + time.Minute - 1) / time.Minute)
+	if m < 60 {
+		return strconv.Itoa(m) + " min"
+	}
+	if m%60 == 0 {
+		return strconv.Itoa(m/60) + " h"
+	}
+	return strconv.Itoa(m/60) + " h " + strconv.Itoa(m%60) + " min"
 }
 
 // save writes the conversation's state without a transition.
@@ -246,6 +309,10 @@ func (c *conversation) automated(ctx workflow.Context, trigger string, vars map[
 	text := c.state.Settings.Messages[trigger]
 	if text == "" {
 		return nil
+	}
+	if c.automatedV {
+		_, err := c.sendAutomated(ctx, c.fillAutomated(trigger, text, vars))
+		return err
 	}
 	var pairs []string
 	for _, k := range []string{"agent", "queue", "position"} {
@@ -329,19 +396,63 @@ func (c *conversation) claim(ctx workflow.Context, how, agentID, note string, fo
 	return asg, nil
 }
 
+// fillAutomated chooses the text of trigger for the customer's locale and
+// fills every variable: vars first, then what the conversation knows.
+// Unknown values are left out (store.FillVariables).
+func (c *conversation) fillAutomated(trigger, text string, vars map[string]string) string {
+	locale := ""
+	all := map[string]string{}
+	if c.state.AgentID != "" {
+		all[store.VarAgent] = c.state.AgentName
+	}
+	if p := c.state.Customer; p != nil {
+		locale = p.Locale
+		all[store.VarFirstName] = strings.TrimSpace(p.FirstName)
+	}
+	maps.Copy(all, queueVars(c.state.Queue))
+	for _, k := range store.Variables() { // a fixed order: deterministic
+		if v, ok := vars[k]; ok {
+			all[k] = v
+		}
+	}
+	return store.FillVariables(store.MessageText(text, c.state.Settings.Translations[trigger], locale), all)
+}
+
+// queueVars are the variables a queue place fills (none without one).
+func queueVars(q *QueueState) map[string]string {
+	v := map[string]string{}
+	if q == nil {
+		return v
+	}
+	v[store.VarQueue], v[store.VarHours], v[store.VarWait] = q.QueueName, q.Hours, waitText(q.EstimatedWait)
+	if q.Position > 0 {
+		v[store.VarPosition] = strconv.Itoa(q.Position)
+	}
+	return v
+}
+
 // assignTo makes the conversation active with the agent and tells the customer.
 func (c *conversation) assignTo(ctx workflow.Context, agentID, agentName string) error {
 	c.state.AgentID = agentID
 	c.state.LastAgentID = agentID
+	vars := map[string]string{}
+	if c.automatedV {
+		vars = queueVars(c.state.Queue) // {queue}: where it waited
+	}
 	c.state.Queue = nil
 	c.state.Assignments++
+	if c.automatedV {
+		// A new wait announces its position afresh.
+		c.state.AgentName, c.state.PositionAnnounced, c.state.PositionAnnouncedAt = agentName, 0, time.Time{}
+	}
 	if err := c.transition(ctx, StateActive); err != nil {
 		return err
 	}
 	if agentName == "" {
 		agentName = "an agent"
 	}
-	return c.automated(ctx, store.TriggerAgentAssigned, map[string]string{"agent": agentName})
+	vars[store.VarAgent] = agentName
+	return c.automated(ctx, store.TriggerAgentAssigned, vars)
 }
 
 // requeue brings a conversation back to a queue when the customer writes
@@ -399,7 +510,7 @@ func (c *conversation) overflowWhileQueued(ctx workflow.Context) error {
 	if err := c.release(ctx, "no agent could be assigned: leave the queue"); err != nil {
 		return err
 	}
-	if err := c.automated(ctx, store.TriggerNoAgent, map[string]string{"queue": q.QueueName}); err != nil {
+	if err := c.automated(ctx, store.TriggerNoAgent, map[string]string{store.VarQueue: q.QueueName}); err != nil {
 		return err
 	}
 	return c.close(ctx, "no agent could be assigned: "+why)

@@ -177,7 +177,10 @@ func (c *conversation) transfer(ctx workflow.Context, r TransferRequest) (Transi
 				return err
 			}
 			c.state.RoutingLog = appendLog(c.state.RoutingLog, fmt.Sprintf("transferred by %s to %s", from, name(asg.AgentName, r.AgentID)))
-			return c.assignTo(ctx, r.AgentID, asg.AgentName)
+			if err := c.assignTo(ctx, r.AgentID, asg.AgentName); err != nil {
+				return err
+			}
+			return c.transferAccepted(ctx)
 		}
 		if err := c.release(ctx, "give back the agent's capacity before the transfer"); err != nil {
 			return err
@@ -190,8 +193,21 @@ func (c *conversation) transfer(ctx workflow.Context, r TransferRequest) (Transi
 		}
 		c.state.AgentID = ""
 		c.state.RoutingLog = appendLog(c.state.RoutingLog, "transferred by "+from+" to queue "+r.QueueID)
-		return c.route(ctx, r.QueueID, r.Note, "", workflow.Now(ctx).UTC())
+		if err := c.route(ctx, r.QueueID, r.Note, "", workflow.Now(ctx).UTC()); err != nil {
+			return err
+		}
+		return c.transferAccepted(ctx)
 	})
+}
+
+// transferAccepted tells the customer that the transfer took effect (issue
+// 9): after it, so that {agent} or {queue} name where it went; not when an
+// overflow rule ended the conversation instead.
+func (c *conversation) transferAccepted(ctx workflow.Context) error {
+	if !c.automatedV || c.state.State == StateClosed {
+		return nil
+	}
+	return c.automated(ctx, store.TriggerTransferAccepted, nil)
 }
 
 // recordNote keeps a transfer's note in the transcript, for the next agent

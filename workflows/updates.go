@@ -11,6 +11,7 @@ import (
 
 	"parley/activities"
 	"parley/messenger"
+	"parley/store"
 )
 
 // AssignRequest gives the conversation to an agent (admins, until routing).
@@ -237,11 +238,15 @@ func (c *conversation) end(ctx workflow.Context, r ActionRequest) (TransitionRes
 			return err
 		}
 		if text := c.state.Settings.EndedMessage; text != "" {
+			if c.automatedV {
+				text = c.fillAutomated(store.TriggerConversationEnded, text, nil)
+			}
 			if _, err := c.sendAutomated(ctx, text); err != nil {
 				return err
 			}
 		}
-		return nil
+		// After the "conversation ended" message: the survey comes last.
+		return c.startPostSurvey(ctx)
 	})
 }
 
@@ -424,7 +429,9 @@ func (c *conversation) sendAutomated(ctx workflow.Context, text string) ([]Messa
 type outgoing struct {
 	text, attachmentType, attachmentURL string
 	// file is sent by upload; the transcript shows it from the blob store.
-	file             *activities.OutFile
+	file *activities.OutFile
+	// quickReplies go with a text (the post-survey's rating).
+	quickReplies     []messenger.QuickReply
 	sender, agentID  string
 	tagOn, automated bool
 }
