@@ -303,6 +303,8 @@ type Settings struct {
 	PositionEvery time.Duration `json:"position_every,omitempty"`
 	// PostSurvey is the post-conversation survey (issue 9); nil: none.
 	PostSurvey *PostSurveySettings `json:"post_survey,omitempty"`
+	// PreSurvey is the pre-conversation survey (issue 9); nil: none.
+	PreSurvey *PreSurveySettings `json:"pre_survey,omitempty"`
 }
 
 // routingTriggers are the automated messages the workflow sends by trigger
@@ -361,5 +363,9 @@ func (a *Sender) LoadSettings(ctx context.Context, pageRef string) (Settings, er
 	if err != nil {
 		return Settings{}, fmt.Errorf("workstream of page %s: %w", pageRef, err)
 	}
-	return withPostSurvey(ctx, a.Store, pageRef, SettingsOf(w))
+	s, err := withPostSurvey(ctx, a.Store, pageRef, SettingsOf(w))
+	if err != nil {
+		return Settings{}, err
+	}
+	return withPreSurvey(ctx, a.Store, pageRef, s)
 }

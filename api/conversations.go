@@ -41,6 +41,9 @@ type conversationJSON struct {
 	Queue *conversationQueueJSON `json:"queue,omitempty"`
 	// Customer is who writes (single conversation only).
 	Customer *customerJSON `json:"customer,omitempty"`
+	// PreSurvey is the pre-conversation survey's answers (single
+	// conversation only; absent when none ran).
+	PreSurvey *preSurveyResultJSON `json:"pre_survey,omitempty"`
 }
 
 // customerJSON is the customer as Meta's profile API gave it, if it did:
@@ -202,6 +205,9 @@ func (s *Server) conversationResponse(c echo.Context, cv store.Conversation) err
 			qj.OfferExpiresAt = &q.OfferExpiresAt
 		}
 		out.Queue = qj
+	}
+	if out.PreSurvey, err = s.preSurveyOf(ctx, cv.ID); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }

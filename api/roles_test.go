@@ -52,6 +52,8 @@ var routeAccess = map[string]access{
 	"DELETE /api/v1/workstreams/:id":          adminOnly,
 	"GET /api/v1/workstreams/:id/post-survey": adminOnly,
 	"PUT /api/v1/workstreams/:id/post-survey": adminOnly,
+	"GET /api/v1/workstreams/:id/pre-survey":  adminOnly,
+	"PUT /api/v1/workstreams/:id/pre-survey":  adminOnly,
 	"GET /api/v1/reports/csat":                assigners, // admins and supervisors
 	"POST /api/v1/agents":                     adminOnly,
 	"GET /api/v1/agents":                      adminOnly,

@@ -128,6 +128,7 @@ func New(opts Options) *Server {
 	s.registerRouting(v1)
 	s.registerContacts(v1)
 	s.registerSurveys(v1)
+	s.registerPreSurveys(v1)
 	s.registerCodec(e)
 	v1.GET("/events", s.streamEvents, anyone)
 

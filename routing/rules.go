@@ -17,7 +17,7 @@ const (
 )
 
 var (
-	knownFields = []string{FieldPage, FieldLocale, FieldCustomerName, FieldPSID, FieldFirstMessage, FieldReferralRef, FieldReferralSrc}
+	knownFields = []string{FieldPage, FieldLocale, FieldCustomerName, FieldPSID, FieldFirstMessage, FieldReferralRef, FieldReferralSrc, FieldSurveyTimedOut}
 	fieldList   = strings.Join(knownFields, ", ") + " or " + FieldSurveyPrefix + "<question id>"
 )
 
@@ -72,8 +72,8 @@ func validateCondition(path string, c Condition) *RuleError {
 	case c.Field == "":
 		return bad("field", "is required: use %s", fieldList)
 	case strings.HasPrefix(c.Field, FieldSurveyPrefix):
-		if strings.TrimSpace(strings.TrimPrefix(c.Field, FieldSurveyPrefix)) == "" {
-			return bad("field", "needs a question id after %q, such as \"survey.topic\"", FieldSurveyPrefix)
+		if id := strings.TrimPrefix(c.Field, FieldSurveyPrefix); !ValidQuestionID(id) {
+			return bad("field", "needs a question id after %q, such as \"survey.topic\" (%s)", FieldSurveyPrefix, QuestionIDRule)
 		}
 	case !slices.Contains(knownFields, c.Field):
 		return bad("field", "unknown field %q: use %s", c.Field, fieldList)
@@ -196,6 +196,11 @@ func fieldValue(c Context, field string) string {
 		return c.ReferralRef
 	case FieldReferralSrc:
 		return c.ReferralSource
+	case FieldSurveyTimedOut:
+		if c.SurveyTimedOut {
+			return "true"
+		}
+		return ""
 	}
 	if id, ok := strings.CutPrefix(field, FieldSurveyPrefix); ok && id != "" {
 		return c.Survey[id]

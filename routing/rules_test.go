@@ -58,6 +58,7 @@ func TestValidateRulesRefusesEachKindOfInvalidRule(t *testing.T) {
 		{"field case", withCond(cond("Locale", OpEquals, "FR")), 1, "conditions[1].field", `unknown field "Locale"`},
 		{"survey without id", withCond(cond("survey.", OpExists, "")), 1, "conditions[1].field", "needs a question id"},
 		{"survey with a blank id", withCond(cond("survey. ", OpExists, "")), 1, "conditions[1].field", "needs a question id"},
+		{"survey with an invalid id", withCond(cond("survey.Topic!", OpExists, "")), 1, "conditions[1].field", "lowercase letters"},
 		{"no operator", withCond(cond(FieldLocale, "", "fr")), 1, "conditions[1].operator", "is required: use equals, contains, matches, in or exists"},
 		{"unknown operator", withCond(cond(FieldLocale, "like", "fr%")), 1, "conditions[1].operator", `unknown operator "like": use equals, contains, matches, in or exists`},
 		{"operator case", withCond(cond(FieldLocale, "EQUALS", "fr")), 1, "conditions[1].operator", `unknown operator "EQUALS"`},
@@ -219,6 +220,7 @@ func TestConditionOperators(t *testing.T) {
 		{cond("survey.q", OpEquals, "yes"), true},
 		{cond("survey.q", OpExists, ""), true},
 		{cond("survey.other", OpExists, ""), false},
+		{cond(FieldSurveyTimedOut, OpExists, ""), false}, // not timed out
 		// Unknown values match nothing, whatever the operator.
 		{cond(FieldCustomerName, OpExists, ""), false},
 		{cond(FieldCustomerName, OpMatches, `.*`), false},

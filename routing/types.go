@@ -8,6 +8,7 @@ package routing
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -134,9 +135,21 @@ const (
 	FieldFirstMessage = "first_message" // the text of the conversation's first message
 	FieldReferralRef  = "referral.ref"
 	FieldReferralSrc  = "referral.source"
+	// FieldSurveyTimedOut is "true" when the pre-conversation survey timed out.
+	FieldSurveyTimedOut = "survey_timed_out"
 	// FieldSurveyPrefix + question id: a pre-conversation survey answer.
 	FieldSurveyPrefix = "survey."
 )
+
+// QuestionIDRule says what a pre-survey question id may be: the same rule
+// for the survey's settings and for rules' fields, so a rule can name any
+// question.
+const QuestionIDRule = "1 to 40 lowercase letters, digits, _ or -"
+
+var questionID = regexp.MustCompile(`^[a-z0-9_-]{1,40}$`)
+
+// ValidQuestionID says whether id follows QuestionIDRule.
+func ValidQuestionID(id string) bool { return questionID.MatchString(id) }
 
 // Condition is one test over one field of the context.
 type Condition struct {
@@ -156,6 +169,7 @@ type Context struct {
 	ReferralRef    string            `json:"referral_ref,omitempty"`
 	ReferralSource string            `json:"referral_source,omitempty"`
 	Survey         map[string]string `json:"survey,omitempty"`
+	SurveyTimedOut bool              `json:"survey_timed_out,omitempty"`
 }
 
 // OperatingHours are a queue's opening hours in its time zone. No periods

@@ -65,6 +65,10 @@ func (s *Store) EraseCustomerData(ctx context.Context, pageRef, facebookPageID, 
 			if _, err := exec(ctx, tx, `UPDATE surveys SET comment = '' WHERE conversation_id = ?`, id); err != nil {
 				return err
 			}
+			// Pre-survey answers are the customer's words too.
+			if _, err := exec(ctx, tx, `DELETE FROM pre_surveys WHERE conversation_id = ?`, id); err != nil {
+				return err
+			}
 		}
 		if err := list(ctx, tx, &out.Ended, `SELECT id, agent_id FROM conversations
 			WHERE facebook_page_id = ? AND psid = ? AND state <> 'closed' ORDER BY id`, facebookPageID, psid); err != nil {

@@ -69,6 +69,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(cust.LoadProfile, activity.RegisterOptions{Name: activities.LoadProfileName})
 	surveys := &activities.Surveys{Store: d.Store}
 	r.RegisterActivityWithOptions(surveys.RecordSurvey, activity.RegisterOptions{Name: activities.RecordSurveyName})
+	r.RegisterActivityWithOptions(surveys.RecordPreSurvey, activity.RegisterOptions{Name: activities.RecordPreSurveyName})
 	pages := &activities.Pages{Store: d.Store, Log: d.Log}
 	r.RegisterActivityWithOptions(pages.FlagPage, activity.RegisterOptions{Name: activities.FlagPageName})
 	// ReleaseCapacity comes with it; a distributor started before it had its

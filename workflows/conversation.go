@@ -13,6 +13,7 @@ import (
 
 	"parley/activities"
 	"parley/messenger"
+	"parley/store"
 )
 
 // Signal, query, update and workflow names are part of the contract with the
@@ -213,6 +214,9 @@ type ConversationState struct {
 	ReferralSource string `json:"referral_source,omitempty"`
 	// Queue is where an open conversation waits, and its offer.
 	Queue *QueueState `json:"queue,omitempty"`
+	// AnsweredQueueID is the queue an agent last took the conversation
+	// from (the survey's queue in reports).
+	AnsweredQueueID string `json:"answered_queue_id,omitempty"`
 	// LastAgentID is the agent the conversation had last (keep same agent).
 	LastAgentID string `json:"last_agent_id,omitempty"`
 	// PreviousAgentID is the agent of the customer's previous conversation.
@@ -231,6 +235,15 @@ type ConversationState struct {
 
 	// Survey is the post-conversation survey waiting for an answer (issue 9).
 	Survey *SurveyState `json:"post_survey,omitempty"`
+
+	// PreSurvey is the pre-conversation survey waiting for an answer (issue
+	// 9); PreSurveyStatus its outcome ("" when none ran). SurveyAnswers are
+	// its answers by question id: routing context (survey.<id>).
+	PreSurvey        *PreSurveyState         `json:"pre_survey,omitempty"`
+	PreSurveyStatus  string                  `json:"pre_survey_status,omitempty"`
+	PreSurveyAnswers []store.PreSurveyAnswer `json:"pre_survey_answers,omitempty"`
+	SurveyAnswers    map[string]string       `json:"survey_answers,omitempty"`
+	SurveyTimedOut   bool                    `json:"survey_timed_out,omitempty"`
 
 	// Automated messages (issue 9). AgentName fills {agent}; the queue
 	// position last announced, and when, rate-limit queue_position.
@@ -324,6 +337,12 @@ type conversation struct {
 	published published
 	// surveyTimer is the post-survey's response time-out.
 	surveyTimer lazyTimer
+	// surveyEnd is how this run's post-survey ended ("answered", "timed
+	// out") and when: the close reason says so when it held the wrap-up.
+	surveyEnd   string
+	surveyEndAt time.Time
+	// preSurveyTimer is the pre-survey's current time-out.
+	preSurveyTimer lazyTimer
 }
 
 func newConversation(in ConversationInput) *conversation {

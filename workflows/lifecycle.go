@@ -35,6 +35,9 @@ func (c *conversation) run(ctx workflow.Context) error {
 			if err := c.checkDeadlines(ctx); err != nil {
 				return err
 			}
+			if err := c.checkPreSurvey(ctx); err != nil {
+				return err
+			}
 			return c.checkRouting(ctx)
 		}); err != nil {
 			return err
@@ -76,7 +79,7 @@ func (c *conversation) run(ctx workflow.Context) error {
 				offers = append(append(offers, o), c.drainOffers()...)
 			})
 		}
-		for _, t := range append(append(c.timers[:], c.rtimers[:]...), &c.surveyTimer) {
+		for _, t := range append(append(c.timers[:], c.rtimers[:]...), &c.surveyTimer, &c.preSurveyTimer) {
 			if t != nil && t.future != nil {
 				sel.AddFuture(t.future, t.fire)
 			}
@@ -165,6 +168,10 @@ func (c *conversation) prelude(ctx workflow.Context) (bool, error) {
 		if err := c.automated(ctx, store.TriggerPrivacyNotice, nil); err != nil {
 			return false, err
 		}
+		// Then the pre-conversation survey: routing waits for its answers.
+		if err := c.startPreSurvey(ctx); err != nil {
+			return false, err
+		}
 	}
 	if c.routingV {
 		offers := c.in.Offers
@@ -207,8 +214,14 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 		return c.close(ctx, "the customer wrote again after the agent ended the conversation")
 	}
 	before := c.state.LastCustomerMessageAt
+	answers := c.preSurveyAnswers(events)
 	if err := c.record(ctx, events); err != nil {
 		return err
+	}
+	for _, e := range answers {
+		if err := c.onPreSurveyAnswer(ctx, e); err != nil {
+			return err
+		}
 	}
 	if c.state.LastCustomerMessageAt == before {
 		return nil
@@ -338,6 +351,7 @@ func (c *conversation) arm(ctx workflow.Context) {
 	c.timers[2].arm(ctx, c.autoCloseDeadline())
 	c.armRouting(ctx)
 	c.armSurvey(ctx)
+	c.armPreSurvey(ctx)
 }
 
 // checkDeadlines closes the conversation whose auto-close time has come,
@@ -361,7 +375,7 @@ func (c *conversation) checkDeadlines(ctx workflow.Context) error {
 		return nil
 	}
 	if c.state.State == StateWrapUp {
-		return c.close(ctx, "wrap-up ended after "+span(c.state.Settings.WrapUp))
+		return c.close(ctx, c.wrapUpEndReason())
 	}
 	return c.close(ctx, fmt.Sprintf("closed automatically after %s without activity while %s", span(d.Sub(c.state.LastActivityAt)), c.state.State))
 }
@@ -480,7 +494,9 @@ func (c *conversation) details(now time.Time, m Mode) string {
 	agent := s.AgentID
 	switch s.State {
 	case StateOpen:
-		if d := c.routingDetails(now); d != "" {
+		if d := c.preSurveyDetails(); d != "" {
+			b.WriteString("**Open**: " + d)
+		} else if d := c.routingDetails(now); d != "" {
 			b.WriteString(d)
 		} else {
 			b.WriteString("**Open**: waiting for an agent to be assigned.")

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -99,7 +100,7 @@ func (c *conversation) startPostSurvey(ctx workflow.Context) error {
 	if agent == "" {
 		agent = c.state.LastAgentID
 	}
-	rec := store.Survey{ConversationID: c.state.ConversationID, WorkstreamID: p.WorkstreamID, QueueID: c.queueID(),
+	rec := store.Survey{ConversationID: c.state.ConversationID, WorkstreamID: p.WorkstreamID, QueueID: cmp.Or(c.queueID(), c.state.AnsweredQueueID),
 		AgentID: agent, Mode: p.Mode, CreatedAt: now}
 	if m := c.mode(now, true); m.Mode == ModeNone {
 		rec.Status, rec.NotSentReason = store.SurveyNotSent, m.Reason
@@ -217,6 +218,7 @@ func (c *conversation) surveyAnswer(ctx workflow.Context, rating int, comment st
 		return nil // a new rating while the comment is awaited
 	}
 	c.state.Survey = nil
+	c.surveyEnd, c.surveyEndAt = "answered", now
 	if p != nil && p.Thanks != "" {
 		_, err := c.sendSurvey(ctx, p.Thanks, nil)
 		return err
@@ -232,9 +234,11 @@ func (c *conversation) checkSurvey(ctx workflow.Context) error {
 		return nil
 	}
 	c.state.Survey = nil
+	c.surveyEnd, c.surveyEndAt = "answered", workflow.Now(ctx).UTC()
 	if sv.Step != stepRating {
 		return nil
 	}
+	c.surveyEnd = "timed out"
 	rec := sv.Record
 	rec.Status = store.SurveyTimedOut
 	return c.recordSurvey(ctx, rec)
@@ -273,4 +277,13 @@ func truncateRunes(s string, n int) string {
 		return s
 	}
 	return string(r[:n])
+}
+
+// wrapUpEndReason is the close reason at the end of wrap-up: the survey's
+// end when the survey held the conversation past the wrap-up's own end.
+func (c *conversation) wrapUpEndReason() string {
+	if c.surveyEnd != "" && c.surveyEndAt.After(c.inactivityDeadline()) {
+		return "post-conversation survey ended (" + c.surveyEnd + ")"
+	}
+	return "wrap-up ended after " + span(c.state.Settings.WrapUp)
 }

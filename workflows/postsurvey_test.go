@@ -93,6 +93,8 @@ func TestPostSurveyInTheWindowRecordsItsAnswersWithoutOpeningAConversation(t *te
 	s := h.lastSave()
 	if s.State != workflows.StateClosed || !s.ClosedAt.Equal(h.start.Add(70*time.Minute)) {
 		t.Errorf("closed %s at %v, want closed when wrap-up ended (1h10, after the survey)", s.State, s.ClosedAt)
+	} else if !strings.HasPrefix(s.ClosedReason, "wrap-up ended after") {
+		t.Errorf("closed reason = %q, want wrap-up's (the survey ended first)", s.ClosedReason)
 	}
 	var answers int
 	for _, e := range h.entries {
@@ -147,6 +149,8 @@ func TestPostSurveyTimesOutAndTheConversationClosesAtTheLaterEnd(t *testing.T) {
 	}
 	if s := h.lastSave(); s.State != workflows.StateClosed || !s.ClosedAt.Equal(h.start.Add(90*time.Minute)) {
 		t.Errorf("closed %s at %v, want at 1h30 when the survey timed out (after wrap-up's 1h10)", s.State, s.ClosedAt)
+	} else if s.ClosedReason != "post-conversation survey ended (timed out)" {
+		t.Errorf("closed reason = %q, want the survey's end (it held the wrap-up)", s.ClosedReason)
 	}
 }
 
@@ -173,5 +177,23 @@ func TestAMessageThatIsNotAnAnswerAfterTheRatingOpensTheNextConversation(t *test
 	last := (*surveys)[len(*surveys)-1]
 	if last.Status != store.SurveyAnswered || last.Rating != 5 || last.Comment != "" {
 		t.Errorf("survey = %+v, want answered 5 (typed) without a comment", last)
+	}
+}
+
+func TestACloseHeldByThePostSurveySaysTheSurveyEnded(t *testing.T) {
+	h, _ := surveyHarness(t)
+	h.customer(0, "m1", "hello")
+	h.assignAt(time.Minute)
+	h.actionAt(time.Hour, "end", workflows.UpdateEnd)
+	h.tap(75*time.Minute, "m2", 5)
+	h.customer(80*time.Minute, "m3", "great")
+	h.env.ExecuteWorkflow(workflows.ConversationWorkflowName, h.input())
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatalf("workflow ended with %v", err)
+	}
+	s := h.lastSave()
+	if s.State != workflows.StateClosed || !s.ClosedAt.Equal(h.start.Add(80*time.Minute)) ||
+		s.ClosedReason != "post-conversation survey ended (answered)" {
+		t.Errorf("closed %s at %v (%q), want at 1h20 when the survey was answered after wrap-up's 1h10", s.State, s.ClosedAt, s.ClosedReason)
 	}
 }

@@ -152,7 +152,8 @@ func ledgerRefusal(err error) error {
 func (c *conversation) routingContext() routing.Context {
 	rc := routing.Context{
 		PageRef: c.in.PageRef, PSID: c.in.PSID, FirstMessage: c.state.FirstMessage,
-		ReferralRef: c.state.ReferralRef, ReferralSource: c.state.ReferralSource,
+		ReferralRef: c.state.ReferralRef, ReferralSource: c.state.ReferralSource, Survey: c.surveyContext(),
+		SurveyTimedOut: c.state.SurveyTimedOut,
 	}
 	if p := c.state.Customer; p != nil {
 		rc.CustomerName = p.Name()
@@ -439,6 +440,10 @@ func (c *conversation) assignTo(ctx workflow.Context, agentID, agentName string)
 	if c.automatedV {
 		vars = queueVars(c.state.Queue) // {queue}: where it waited
 	}
+	if c.state.Queue != nil {
+		// Reports count the conversation for the queue it was answered from.
+		c.state.AnsweredQueueID = c.state.Queue.QueueID
+	}
 	c.state.Queue = nil
 	c.state.Assignments++
 	if c.automatedV {
@@ -594,6 +599,9 @@ func (c *conversation) onOffers(ctx workflow.Context, offers []OfferSignal) erro
 func (c *conversation) routeIfUnrouted(ctx workflow.Context) error {
 	if !c.routingOn() || c.state.State != StateOpen || c.state.Queue != nil || c.state.AgentID != "" || c.state.ConversationID == "" {
 		return nil
+	}
+	if c.state.PreSurvey != nil {
+		return nil // routed when the pre-survey ends
 	}
 	return c.route(ctx, "", "", c.state.PreviousAgentID, c.state.StartedAt)
 }
