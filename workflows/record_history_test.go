@@ -208,8 +208,10 @@ func TestRecordRoutingHistory(t *testing.T) {
 }
 
 // TestRecordSurveyHistory records a conversation with issue 9's automated
-// messages (greeting, privacy notice, agent ended) and an answered
-// post-conversation survey:
+// messages (greeting, privacy notice, agent ended), an answered
+// pre-conversation survey and an answered post-conversation survey
+// (testdata/conversation_v7_automated_survey_closed.json was recorded
+// before the pre-conversation survey):
 //
 //	PARLEY_RECORD_HISTORY=1 go test -run TestRecordSurveyHistory ./workflows
 func TestRecordSurveyHistory(t *testing.T) {
@@ -227,14 +229,23 @@ func TestRecordSurveyHistory(t *testing.T) {
 		},
 	}, nil)
 	e.MustDo(http.StatusOK, http.MethodPut, "/api/v1/workstreams/"+ws+"/post-survey", map[string]any{"enabled": true, "response_timeout": "1m"}, nil)
+	e.MustDo(http.StatusOK, http.MethodPut, "/api/v1/workstreams/"+ws+"/pre-survey", map[string]any{"enabled": true, "questions": []any{
+		map[string]any{"id": "topic", "text": "What is it about?", "choices": []string{"Billing", "Delivery"}, "required": true}}}, nil)
 	agent := e.CreateAgent("Ada", "ada@example.com")
-	const psid = "730000000000003"
+	const psid = "730000000000004"
 	e.Meta.SetUserProfile(itPageID, psid, "Grace", "Hopper", true)
 	ctx := t.Context()
 	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "My parcel is late"); err != nil {
 		t.Fatal(err)
 	}
 	conv := itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 })[0]
+	for len(e.Meta.Sent(itPageID, psid)) < 3 { // greeting, notice, the pre-survey's question
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "Delivery"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
 	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/assign", map[string]string{"agent_id": agent.ID}, nil)
 	if status, raw := e.DoWithKey(agent.Key, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/messages", map[string]string{"text": "It ships today."}); status != http.StatusCreated {
 		t.Fatalf("reply: %d %s", status, raw)
@@ -244,7 +255,7 @@ func TestRecordSurveyHistory(t *testing.T) {
 	}
 	// The rating question is out: the customer taps 5, then comments.
 	deadline := time.Now().Add(30 * time.Second)
-	for len(e.Meta.Sent(itPageID, psid)) < 5 && time.Now().Before(deadline) { // greeting, notice, reply, ended, rating
+	for len(e.Meta.Sent(itPageID, psid)) < 6 && time.Now().Before(deadline) { // greeting, notice, question, reply, ended, rating
 		time.Sleep(50 * time.Millisecond)
 	}
 	if _, err := e.Meta.CustomerTapsQuickReply(ctx, itPageID, psid, "5", "PARLEY_CSAT:"+conv.ID+":5"); err != nil {
@@ -256,5 +267,5 @@ func TestRecordSurveyHistory(t *testing.T) {
 	}
 	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
 	time.Sleep(time.Second) // let the run end
-	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v7_automated_survey_closed.json")
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v8_both_surveys_closed.json")
 }
