@@ -115,20 +115,13 @@ func inboundRows(in RecordTranscriptInput, messageID string, atts []InboundAttac
 	return rows
 }
 
+// articles name what a customer sent, for notes agents read.
+var articles = map[string]string{"image": "an image", "audio": "an audio message", "video": "a video",
+	"file": "a file", "sticker": "a sticker", "location": "a location"}
+
 func article(t string) string {
-	switch t {
-	case "image", "audio", "video", "file":
-		if t == "audio" {
-			return "an audio message"
-		}
-		if t == "image" {
-			return "an image"
-		}
-		return "a " + t
-	case "sticker":
-		return "a sticker"
-	case "location":
-		return "a location"
+	if a, ok := articles[t]; ok {
+		return a
 	}
 	return "an attachment (" + t + ")"
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"parley/activities"
 	"parley/blobs"
 	"parley/messenger"
-	"parley/secrets"
 	"parley/store"
 )
 
@@ -55,18 +53,7 @@ func TestInboundAttachmentsRecordsAStickerOnce(t *testing.T) {
 // attempt, marked failed; a kept file is not downloaded twice.
 func TestKeepAttachmentsFailsForGoodOrRetries(t *testing.T) {
 	ctx := context.Background()
-	box, err := secrets.NewBox(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "p.db"), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, _, page := newTestStore(t)
 	bs, err := blobs.Open(ctx, blobs.DefaultURL(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -91,15 +78,7 @@ func TestKeepAttachmentsFailsForGoodOrRetries(t *testing.T) {
 
 	// A conversation whose customer sent four files.
 	now := time.Now().UTC()
-	acct, err := st.CreateAccount(ctx, store.NewAccount{Name: "Acme", AppID: appID, AppSecret: appSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := st.CreatePage(ctx, store.NewPage{AccountID: acct.ID, Name: "Acme", PageID: pageID, AccessToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv := store.Conversation{ID: "c1", PageRef: page.ID, AccountID: acct.ID, FacebookPageID: "page1", PSID: "u1", WorkflowID: "w",
+	conv := store.Conversation{ID: "c1", PageRef: page.ID, AccountID: page.AccountID, FacebookPageID: "page1", PSID: "u1", WorkflowID: "w",
 		State: "open", StartedAt: now, UpdatedAt: now}
 	if err := st.UpsertConversation(ctx, conv); err != nil {
 		t.Fatal(err)

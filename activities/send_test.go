@@ -29,7 +29,8 @@ const (
 )
 
 // senderEnv is the Send API activity against the fake Meta and a real store.
-func senderEnv(t *testing.T) (*activities.Sender, *fakemeta.Server, store.Page) {
+// newTestStore is a migrated SQLite store with the test account and page.
+func newTestStore(t *testing.T) (*store.Store, store.Account, store.Page) {
 	t.Helper()
 	ctx := context.Background()
 	box, err := secrets.NewBox(make([]byte, 32))
@@ -52,6 +53,13 @@ func senderEnv(t *testing.T) (*activities.Sender, *fakemeta.Server, store.Page) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, acct, page
+}
+
+func senderEnv(t *testing.T) (*activities.Sender, *fakemeta.Server, store.Page) {
+	t.Helper()
+	ctx := context.Background()
+	st, _, page := newTestStore(t)
 	fake := fakemeta.New(fakemeta.Options{})
 	fake.AddApp(appID, appSecret)
 	fake.AddPage(appID, pageID, "Acme", token)
