@@ -219,9 +219,8 @@ func (e *Env) stop() {
 
 func (e *Env) startTemporal() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	log, err := os.OpenFile(filepath.Join(e.Dir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logPath := filepath.Join(e.Dir, "temporal.log")
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -230,21 +229,46 @@ func (e *Env) startTemporal() {
 	if e.inMemory {
 		db = ""
 	}
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  e.cli,
-		ClientOptions: &client.Options{HostPort: e.TemporalAddress, Namespace: "default", Logger: tlog.NewStructuredLogger(quietLogger())},
-		DBFilename:    db,
-		LogLevel:      "error",
-		ExtraArgs:     worker.DevServerFlags(),
-		Stdout:        log,
-		Stderr:        log,
-	})
-	if err != nil {
-		e.t.Fatalf("start the Temporal dev server: %v", err)
+	// The dev server picks free ports for its internal services when it
+	// starts; on a busy machine another process can take one first and the
+	// server exits. A second attempt picks other ports.
+	const attempts = 3
+	for i := 1; ; i++ {
+		// It is up in seconds; a server that died never answers.
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+			ExistingPath:  e.cli,
+			ClientOptions: &client.Options{HostPort: e.TemporalAddress, Namespace: "default", Logger: tlog.NewStructuredLogger(quietLogger())},
+			DBFilename:    db,
+			LogLevel:      "error",
+			ExtraArgs:     worker.DevServerFlags(),
+			Stdout:        log,
+			Stderr:        log,
+		})
+		cancel()
+		if err == nil {
+			e.mu.Lock()
+			e.temporal = srv
+			e.mu.Unlock()
+			return
+		}
+		if i == attempts {
+			e.t.Fatalf("start the Temporal dev server (%d attempts): %v\nend of %s:\n%s", attempts, err, logPath, tail(logPath, 2000))
+		}
+		e.t.Logf("start the Temporal dev server, attempt %d: %v\nend of %s:\n%s", i, err, logPath, tail(logPath, 2000))
 	}
-	e.mu.Lock()
-	e.temporal = srv
-	e.mu.Unlock()
+}
+
+// tail is the last n bytes of a file, for failure messages.
+func tail(path string, n int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if int64(len(b)) > n {
+		b = b[int64(len(b))-n:]
+	}
+	return string(b)
 }
 
 // StopTemporal stops the dev server (its data stays on disk).
