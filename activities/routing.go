@@ -313,3 +313,28 @@ func (a *Routing) HoldForWrapUp(ctx context.Context, in ReleaseInput) error {
 func (a *Routing) WakeDistributor(ctx context.Context, reason string) error {
 	return a.wake(ctx, reason)
 }
+
+// QueuePlaceName reads where a waiting conversation stands in its queue.
+const QueuePlaceName = "QueuePlace"
+
+// QueuePlaceInput asks where the conversation stands at Now.
+type QueuePlaceInput struct {
+	ConversationID string    `json:"conversation_id"`
+	Now            time.Time `json:"now"`
+}
+
+// QueuePlaceOutput is the conversation's place; InQueue false: none.
+type QueuePlaceOutput struct {
+	InQueue bool `json:"in_queue"`
+	store.QueuePlace
+}
+
+// QueuePlace reads the conversation's current queue position (for the
+// queue-position message when the position changes).
+func (a *Routing) QueuePlace(ctx context.Context, in QueuePlaceInput) (QueuePlaceOutput, error) {
+	p, ok, err := a.Store.QueuePlaceOf(ctx, in.ConversationID, in.Now)
+	if err != nil {
+		return QueuePlaceOutput{}, fmt.Errorf("queue place of %s: %w", in.ConversationID, err)
+	}
+	return QueuePlaceOutput{InQueue: ok, QueuePlace: p}, nil
+}

@@ -89,6 +89,8 @@ type Sender struct {
 	Blobs *blobs.Store
 	Graph *messenger.Client
 	Log   *slog.Logger
+	// PublicURL is Parley's public base URL (survey links).
+	PublicURL string
 }
 
 // SendMessage makes ONE Send API call and classifies Meta's answer by code
@@ -363,7 +365,7 @@ func (a *Sender) LoadSettings(ctx context.Context, pageRef string) (Settings, er
 	if err != nil {
 		return Settings{}, fmt.Errorf("workstream of page %s: %w", pageRef, err)
 	}
-	s, err := withPostSurvey(ctx, a.Store, pageRef, SettingsOf(w))
+	s, err := withPostSurvey(ctx, a.Store, pageRef, a.PublicURL, SettingsOf(w))
 	if err != nil {
 		return Settings{}, err
 	}

@@ -351,7 +351,7 @@ func (s *Server) listMessages(c echo.Context) error {
 		}
 		out = append(out, messageJSON{
 			ID: m.ID, Seq: m.Seq, Direction: m.Direction, Sender: m.Sender, Kind: m.Kind, AgentID: m.AgentID,
-			MessagingType: m.MessagingType, Tag: m.Tag, MID: m.MID, Text: m.Text,
+			MessagingType: m.MessagingType, Tag: m.Tag, MID: m.MID, Text: hideSurveyLink(m.Sender, m.Text),
 			Attachments: atts, Status: m.Status, ErrorCode: m.ErrorCode, ErrorSubcode: m.ErrorSubcode,
 			ErrorReason: m.ErrorReason, SentAt: m.SentAt, CreatedAt: m.CreatedAt,
 		})

@@ -130,6 +130,7 @@ func New(opts Options) *Server {
 	s.registerSurveys(v1)
 	s.registerPreSurveys(v1)
 	s.registerCodec(e)
+	s.registerSurveyPage(e) // public: the link's token is the key
 	v1.GET("/events", s.streamEvents, anyone)
 
 	v1.POST("/api-keys", s.createAPIKey, admin)

@@ -27,12 +27,13 @@ type postSurveyJSON struct {
 	Question        string    `json:"question"`
 	CommentPrompt   string    `json:"comment_prompt"`
 	Thanks          string    `json:"thanks"`
+	OnAutoClose     bool      `json:"on_auto_close"`
 	UpdatedAt       time.Time `json:"updated_at,omitzero"`
 }
 
 func toPostSurveyJSON(p store.PostSurvey) postSurveyJSON {
 	return postSurveyJSON{WorkstreamID: p.WorkstreamID, Enabled: p.Enabled, Mode: p.Mode, ResponseTimeout: p.Timeout.String(),
-		Question: p.Question, CommentPrompt: p.CommentPrompt, Thanks: p.Thanks, UpdatedAt: p.UpdatedAt}
+		Question: p.Question, CommentPrompt: p.CommentPrompt, Thanks: p.Thanks, OnAutoClose: p.OnAutoClose, UpdatedAt: p.UpdatedAt}
 }
 
 // postSurveyRequest changes the fields it has; the others keep their value.
@@ -43,6 +44,7 @@ type postSurveyRequest struct {
 	Question        *string `json:"question"`
 	CommentPrompt   *string `json:"comment_prompt"`
 	Thanks          *string `json:"thanks"`
+	OnAutoClose     *bool   `json:"on_auto_close"`
 }
 
 func (s *Server) getPostSurvey(c echo.Context) error {
@@ -68,6 +70,7 @@ func (s *Server) putPostSurvey(c echo.Context) error {
 	setIfSet(&p.Question, req.Question)
 	setIfSet(&p.CommentPrompt, req.CommentPrompt)
 	setIfSet(&p.Thanks, req.Thanks)
+	setIfSet(&p.OnAutoClose, req.OnAutoClose)
 	var d *time.Duration
 	if err := setDuration(&d, "response_timeout", req.ResponseTimeout); err != nil {
 		return err
@@ -82,7 +85,7 @@ func (s *Server) putPostSurvey(c echo.Context) error {
 	if err != nil {
 		return storeError(err, "workstream", p.WorkstreamID)
 	}
-	s.log.InfoContext(ctx, "post-survey updated", "workstream", w.ID, "enabled", p.Enabled)
+	s.log.InfoContext(ctx, "post-survey updated", "workstream", w.ID, "enabled", p.Enabled, "mode", p.Mode)
 	s.settingsChanged(ctx, w.PageRef)
 	return c.JSON(http.StatusOK, toPostSurveyJSON(p))
 }

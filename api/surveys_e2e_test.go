@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,65 @@ func waitOneClosed(t *testing.T, e *testenv.Env, psid string) {
 			t.Fatalf("not closed within 30 s: %+v", list.Data)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// On the real dev server: a workstream with a link survey on auto-close.
+// The conversation an agent answered closes for inactivity; the customer
+// gets the conversation's own link, answers on Parley's page, and the CSAT
+// report counts it for the agent.
+func TestAutoClosedConversationGetsASurveyLinkAnsweredOnItsPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the Temporal dev server")
+	}
+	e := testenv.Start(t, testenv.Options{TemporalInMemory: true})
+	acct := e.CreateAccount(appID, appSecret)
+	page := e.CreatePage(acct, pageID, "Acme", token)
+	e.ConnectWebhook(appID, page)
+	var ws struct{ ID string }
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{
+		"name": "Acme", "page": page.ID, "auto_close": map[string]any{"active": "3s"}}, &ws)
+	e.MustDo(http.StatusOK, http.MethodPut, "/api/v1/workstreams/"+ws.ID+"/post-survey", map[string]any{
+		"enabled": true, "mode": "link", "question": "How did we do? Tell us here: {link}", "response_timeout": "72h", "on_auto_close": true}, nil)
+	agent := e.CreateAgent("Ada", "ada@example.com")
+	const psid = "psid-link"
+	convID := waitForConversation(t, e, psid)
+	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+convID+"/assign", map[string]string{"agent_id": agent.ID}, nil)
+	if status, raw := e.DoWithKey(agent.Key, http.MethodPost, "/api/v1/conversations/"+convID+"/messages", map[string]string{"text": "Your parcel left today."}); status != http.StatusCreated {
+		t.Fatalf("reply: %d %s", status, raw)
+	}
+	sent := sentTexts(t, e, psid, 2)
+	link, ok := strings.CutPrefix(sent[1], "How did we do? Tell us here: "+e.URL+"/survey/")
+	if !ok || len(link) < 40 {
+		t.Fatalf("second message %q, want the survey's link on %s", sent[1], e.URL)
+	}
+	waitOneClosed(t, e, psid)
+	var c struct {
+		ClosedReason string `json:"closed_reason"`
+	}
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+convID, nil, &c)
+	if !strings.HasPrefix(c.ClosedReason, "closed automatically after 3 seconds without activity while active") {
+		t.Errorf("closed reason %q, want the auto-close", c.ClosedReason)
+	}
+	// The agent's transcript does not give the customer's link away.
+	var msgs struct{ Data []struct{ Text string } }
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+convID+"/messages", nil, &msgs)
+	if n := len(msgs.Data); n == 0 || strings.Contains(msgs.Data[n-1].Text, link) || !strings.Contains(msgs.Data[n-1].Text, "/survey/(the customer's link)") {
+		t.Errorf("transcript = %+v, want the survey message with its link hidden", msgs.Data)
+	}
+	if status, _, body := surveyPageDo(t, e, http.MethodGet, link, nil); status != http.StatusOK || !strings.Contains(body, `name="rating"`) {
+		t.Fatalf("the survey page: %d %s", status, body)
+	}
+	form := url.Values{"rating": {"5"}, "comment": {"Clear and quick"}}
+	if status, _, body := surveyPageDo(t, e, http.MethodPost, link, form); status != http.StatusOK || !strings.Contains(body, "Thank you") {
+		t.Fatalf("answering on the page: %d %s", status, body)
+	}
+	var r struct {
+		Sent, Answered int
+		Distribution   map[string]int `json:"distribution"`
+	}
+	e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/reports/csat?workstream_id="+ws.ID+"&agent_id="+agent.ID, nil, &r)
+	if r.Sent != 1 || r.Answered != 1 || r.Distribution["5"] != 1 {
+		t.Errorf("CSAT report = %+v, want the link survey answered 5 for Ada", r)
 	}
 }

@@ -18,6 +18,7 @@ type postSurvey struct {
 	Question        string    `json:"question"`
 	CommentPrompt   string    `json:"comment_prompt"`
 	Thanks          string    `json:"thanks"`
+	OnAutoClose     bool      `json:"on_auto_close"`
 	UpdatedAt       time.Time `json:"updated_at"`
 }
 

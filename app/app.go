@@ -281,7 +281,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker()})
+	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker(), PublicURL: a.Config.PublicURL})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -61,8 +61,9 @@ func (s *Store) EraseCustomerData(ctx context.Context, pageRef, facebookPageID, 
 			if _, err := exec(ctx, tx, `UPDATE queue_items SET note = '' WHERE conversation_id = ?`, id); err != nil {
 				return err
 			}
-			// A survey's comment is the customer's words; the rating stays for reports.
-			if _, err := exec(ctx, tx, `UPDATE surveys SET comment = '' WHERE conversation_id = ?`, id); err != nil {
+			// A survey's comment is the customer's words (the rating stays for
+			// reports); its link stops working.
+			if _, err := exec(ctx, tx, `UPDATE surveys SET comment = '', token_hash = '' WHERE conversation_id = ?`, id); err != nil {
 				return err
 			}
 			// Pre-survey answers are the customer's words too.

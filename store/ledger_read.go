@@ -138,3 +138,26 @@ func (s *Store) AgentLoads(ctx context.Context) (_ []AgentLoad, err error) {
 	}
 	return out, nil
 }
+
+// QueuePlace is where a waiting conversation stands now.
+type QueuePlace struct {
+	QueueID       string        `json:"queue_id"`
+	QueueName     string        `json:"queue_name"`
+	Position      int           `json:"position"` // 1-based
+	EstimatedWait time.Duration `json:"estimated_wait,omitempty"`
+}
+
+// QueuePlaceOf is the conversation's queue, position and the queue's
+// estimated wait at now; ok is false when it waits in no queue.
+func (s *Store) QueuePlaceOf(ctx context.Context, conversationID string, now time.Time) (_ QueuePlace, ok bool, err error) {
+	defer wrap(&err, "store.QueuePlaceOf(%s)", conversationID)
+	q, ok, err := s.ConversationInQueue(ctx, conversationID)
+	if err != nil || !ok {
+		return QueuePlace{}, false, err
+	}
+	_, est, err := s.queueStats(ctx, s.db, q.QueueID, conversationID, now)
+	if err != nil {
+		return QueuePlace{}, false, err
+	}
+	return QueuePlace{QueueID: q.QueueID, QueueName: q.QueueName, Position: q.Position, EstimatedWait: est}, true, nil
+}

@@ -34,6 +34,8 @@ type Deps struct {
 	Waker activities.Waker
 	// Offers delivers a round's offers (New defaults it to its client).
 	Offers activities.OfferDeliverer
+	// PublicURL is Parley's public base URL: survey links start with it.
+	PublicURL string
 }
 
 // Register adds Parley's workflows and activities to a worker (or a test
@@ -45,7 +47,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(conv.RecordTranscript, activity.RegisterOptions{Name: activities.RecordTranscriptName})
 	r.RegisterActivityWithOptions(conv.SaveConversation, activity.RegisterOptions{Name: activities.SaveConversationName})
 	r.RegisterActivityWithOptions(conv.KeepAttachments, activity.RegisterOptions{Name: activities.KeepAttachmentsName})
-	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Blobs: d.Blobs, Log: d.Log}
+	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Blobs: d.Blobs, Log: d.Log, PublicURL: d.PublicURL}
 	r.RegisterActivityWithOptions(send.SendMessage, activity.RegisterOptions{Name: activities.SendMessageName})
 	r.RegisterActivityWithOptions(send.MarkMessageSent, activity.RegisterOptions{Name: activities.MarkMessageSentName})
 	r.RegisterActivityWithOptions(send.MarkMessageFailed, activity.RegisterOptions{Name: activities.MarkMessageFailedName})
@@ -62,6 +64,7 @@ func Register(r sdkworker.Registry, d Deps) {
 		activities.ClaimConversationName: rt.ClaimConversation,
 		activities.HoldForWrapUpName:     rt.HoldForWrapUp,
 		activities.WakeDistributorName:   rt.WakeDistributor,
+		activities.QueuePlaceName:        rt.QueuePlace,
 	} {
 		r.RegisterActivityWithOptions(f, activity.RegisterOptions{Name: name})
 	}

@@ -235,6 +235,9 @@ type ConversationState struct {
 
 	// Survey is the post-conversation survey waiting for an answer (issue 9).
 	Survey *SurveyState `json:"post_survey,omitempty"`
+	// AutoClosed: the conversation auto-closed (the reason) and waits in
+	// wrap-up only for its post-survey.
+	AutoClosed string `json:"auto_closed,omitempty"`
 
 	// PreSurvey is the pre-conversation survey waiting for an answer (issue
 	// 9); PreSurveyStatus its outcome ("" when none ran). SurveyAnswers are
@@ -251,6 +254,8 @@ type ConversationState struct {
 	PositionAnnounced   int       `json:"position_announced,omitempty"`
 	PositionAnnouncedAt time.Time `json:"position_announced_at,omitzero"`
 	PositionQueueID     string    `json:"position_queue_id,omitempty"`
+	// PositionCheckedAt: when the position was last read while waiting.
+	PositionCheckedAt time.Time `json:"position_checked_at,omitzero"`
 }
 
 const recentKeysKept = 500
@@ -343,6 +348,8 @@ type conversation struct {
 	surveyEndAt time.Time
 	// preSurveyTimer is the pre-survey's current time-out.
 	preSurveyTimer lazyTimer
+	// positionTimer is the next read of the queue position.
+	positionTimer lazyTimer
 }
 
 func newConversation(in ConversationInput) *conversation {

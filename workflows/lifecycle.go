@@ -38,7 +38,10 @@ func (c *conversation) run(ctx workflow.Context) error {
 			if err := c.checkPreSurvey(ctx); err != nil {
 				return err
 			}
-			return c.checkRouting(ctx)
+			if err := c.checkRouting(ctx); err != nil {
+				return err
+			}
+			return c.checkPosition(ctx)
 		}); err != nil {
 			return err
 		}
@@ -79,7 +82,7 @@ func (c *conversation) run(ctx workflow.Context) error {
 				offers = append(append(offers, o), c.drainOffers()...)
 			})
 		}
-		for _, t := range append(append(c.timers[:], c.rtimers[:]...), &c.surveyTimer, &c.preSurveyTimer) {
+		for _, t := range append(append(c.timers[:], c.rtimers[:]...), &c.surveyTimer, &c.preSurveyTimer, &c.positionTimer) {
 			if t != nil && t.future != nil {
 				sel.AddFuture(t.future, t.fire)
 			}
@@ -321,6 +324,9 @@ func (c *conversation) inactivityDeadline() time.Time {
 	case StateWaiting:
 		d = s.AutoCloseWaiting
 	case StateWrapUp:
+		if c.state.AutoClosed != "" {
+			return c.state.StateSince // held for the survey only
+		}
 		d, from = s.WrapUp, c.state.StateSince
 		if d <= 0 && c.routingV {
 			// A wrap-up of 0s closes at once, as documented (runs before
@@ -352,6 +358,7 @@ func (c *conversation) arm(ctx workflow.Context) {
 	c.armRouting(ctx)
 	c.armSurvey(ctx)
 	c.armPreSurvey(ctx)
+	c.armPosition(ctx)
 }
 
 // checkDeadlines closes the conversation whose auto-close time has come,
@@ -377,7 +384,33 @@ func (c *conversation) checkDeadlines(ctx workflow.Context) error {
 	if c.state.State == StateWrapUp {
 		return c.close(ctx, c.wrapUpEndReason())
 	}
-	return c.close(ctx, fmt.Sprintf("closed automatically after %s without activity while %s", span(d.Sub(c.state.LastActivityAt)), c.state.State))
+	reason := fmt.Sprintf("closed automatically after %s without activity while %s", span(d.Sub(c.state.LastActivityAt)), c.state.State)
+	if held, err := c.surveyOnAutoClose(ctx, reason); err != nil || held {
+		return err
+	}
+	return c.close(ctx, reason)
+}
+
+// surveyOnAutoClose asks the post-survey of a conversation that an agent
+// took and that closes for inactivity, when the workstream says so. An
+// in-chat survey holds the conversation in wrap-up (the agent's capacity
+// released) until it ends; it reports whether it does.
+func (c *conversation) surveyOnAutoClose(ctx workflow.Context, reason string) (bool, error) {
+	p := c.state.Settings.PostSurvey
+	if p == nil || !p.OnAutoClose || c.state.AgentID == "" {
+		return false, nil
+	}
+	if err := c.release(ctx, "auto-close: release the agent's capacity before the survey"); err != nil {
+		return false, err
+	}
+	c.state.AutoClosed = reason
+	if err := c.transition(ctx, StateWrapUp); err != nil {
+		return false, err
+	}
+	if err := c.startPostSurvey(ctx); err != nil {
+		return false, err
+	}
+	return c.state.Survey != nil, nil
 }
 
 // canceled closes a conversation canceled from Temporal (an operator's
@@ -506,7 +539,11 @@ func (c *conversation) details(now time.Time, m Mode) string {
 	case StateWaiting:
 		fmt.Fprintf(&b, "**Waiting**: set aside by agent %s; waiting for the customer to write again.", agent)
 	case StateWrapUp:
-		fmt.Fprintf(&b, "**Wrap-up**: agent %s ended the conversation.", agent)
+		if s.AutoClosed != "" {
+			fmt.Fprintf(&b, "**Wrap-up**: %s (agent %s); held for the post-conversation survey only.", s.AutoClosed, agent)
+		} else {
+			fmt.Fprintf(&b, "**Wrap-up**: agent %s ended the conversation.", agent)
+		}
 		if d := c.surveyDetails(); d != "" {
 			b.WriteString(" " + d)
 		}

@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"cmp"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -106,6 +108,9 @@ func (c *conversation) startPostSurvey(ctx workflow.Context) error {
 		rec.Status, rec.NotSentReason = store.SurveyNotSent, m.Reason
 		return c.recordSurvey(ctx, rec)
 	}
+	if p.Mode == store.SurveyModeLink {
+		return c.sendSurveyLink(ctx, p, rec)
+	}
 	res, err := c.sendSurvey(ctx, p.Question, ratingReplies(c.state.ConversationID))
 	if err != nil {
 		return err
@@ -117,6 +122,38 @@ func (c *conversation) startPostSurvey(ctx workflow.Context) error {
 	rec.Status, rec.SentAt = store.SurveySent, &now
 	c.state.Survey = &SurveyState{Step: stepRating, Until: now.Add(p.Timeout), Record: rec}
 	return c.recordSurvey(ctx, rec)
+}
+
+// sendSurveyLink sends the survey as a link with the conversation's own
+// token; the customer answers on Parley's page, so the conversation does
+// not wait for it. The link works until the response time-out.
+func (c *conversation) sendSurveyLink(ctx workflow.Context, p *activities.PostSurveySettings, rec store.Survey) error {
+	var token string
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return newSurveyToken() }).Get(&token); err != nil {
+		return fmt.Errorf("survey token: %w", err)
+	}
+	// Saved before it is sent, so that the page knows the link the moment
+	// the customer can tap it; a send that fails makes it not_sent.
+	now := workflow.Now(ctx).UTC()
+	expires := now.Add(p.Timeout)
+	rec.Status, rec.SentAt, rec.Token, rec.ExpiresAt = store.SurveySent, &now, token, &expires
+	if err := c.recordSurvey(ctx, rec); err != nil {
+		return err
+	}
+	res, err := c.sendSurvey(ctx, strings.ReplaceAll(p.Question, "{link}", p.LinkBase+token), nil)
+	if err != nil || res.Status != "failed" {
+		return err
+	}
+	rec.Status, rec.SentAt, rec.NotSentReason = store.SurveyNotSent, nil, strings.TrimPrefix(res.ErrorReason, "not sent: ")
+	return c.recordSurvey(ctx, rec)
+}
+
+// newSurveyToken is 32 random bytes, URL-safe: the customer's only key to
+// the survey page. Called in a side effect (recorded, never re-drawn).
+func newSurveyToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // sendSurvey sends one survey message as an automated message.
@@ -282,6 +319,12 @@ func truncateRunes(s string, n int) string {
 // wrapUpEndReason is the close reason at the end of wrap-up: the survey's
 // end when the survey held the conversation past the wrap-up's own end.
 func (c *conversation) wrapUpEndReason() string {
+	if r := c.state.AutoClosed; r != "" {
+		if c.surveyEnd != "" {
+			return r + "; post-conversation survey ended (" + c.surveyEnd + ")"
+		}
+		return r
+	}
 	if c.surveyEnd != "" && c.surveyEndAt.After(c.inactivityDeadline()) {
 		return "post-conversation survey ended (" + c.surveyEnd + ")"
 	}

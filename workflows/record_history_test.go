@@ -269,3 +269,55 @@ func TestRecordSurveyHistory(t *testing.T) {
 	time.Sleep(time.Second) // let the run end
 	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v8_both_surveys_closed.json")
 }
+
+// TestRecordPositionAndLinkSurveyHistory records a conversation that waits
+// second in a queue, is told when it moves up (position-updates), is
+// assigned, and auto-closes into a link survey (on_auto_close, link mode):
+//
+//	PARLEY_RECORD_HISTORY=1 go test -run TestRecordPositionAndLinkSurveyHistory ./workflows
+func TestRecordPositionAndLinkSurveyHistory(t *testing.T) {
+	if os.Getenv("PARLEY_RECORD_HISTORY") == "" {
+		t.Skip("set PARLEY_RECORD_HISTORY=1 to record histories into testdata/")
+	}
+	e, ws, _ := itSetupPage(t, testenv.Options{TemporalInMemory: true})
+	var q struct{ ID string }
+	e.MustDo(http.StatusCreated, http.MethodPost, "/api/v1/queues", map[string]any{"name": "General", "priority": 1}, &q)
+	e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/workstreams/"+ws, map[string]any{
+		"auto_close":   map[string]any{"active": "3s"},
+		"distribution": map[string]any{"mode": "push", "fallback_queue": q.ID},
+		"automated_messages": map[string]any{
+			"queue_position": map[string]any{"enabled": true, "text": "You are number {position} in {queue}.", "step": 1, "every_minutes": 1},
+		},
+	}, nil)
+	e.MustDo(http.StatusOK, http.MethodPut, "/api/v1/workstreams/"+ws+"/post-survey", map[string]any{
+		"enabled": true, "mode": "link", "question": "How did we do? {link}", "response_timeout": "72h", "on_auto_close": true}, nil)
+	agent := e.CreateAgent("Ada", "ada@example.com")
+	ctx := t.Context()
+	const first, psid = "730000000000005", "730000000000006"
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, first, "Hello"); err != nil {
+		t.Fatal(err)
+	}
+	ahead := itWaitConversation(t, e, first, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 })[0]
+	time.Sleep(time.Second)
+	if _, err := e.Meta.CustomerSends(ctx, itPageID, psid, "Where is my parcel?"); err != nil {
+		t.Fatal(err)
+	}
+	conv := itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 })[0]
+	time.Sleep(2 * time.Second)
+	// The customer ahead leaves the queue: the next read says "number 1".
+	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+ahead.ID+"/assign", map[string]string{"agent_id": agent.ID}, nil)
+	deadline := time.Now().Add(90 * time.Second)
+	for len(e.Meta.Sent(itPageID, psid)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if sent := e.Meta.Sent(itPageID, psid); len(sent) != 2 || sent[1].Text != "You are number 1 in General." {
+		t.Fatalf("sent %+v, want the position twice", sent)
+	}
+	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/assign", map[string]string{"agent_id": agent.ID}, nil)
+	if status, raw := e.DoWithKey(agent.Key, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/messages", map[string]string{"text": "It ships today."}); status != http.StatusCreated {
+		t.Fatalf("reply: %d %s", status, raw)
+	}
+	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
+	time.Sleep(time.Second) // let the run end
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v9_position_link_survey_closed.json")
+}

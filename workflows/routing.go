@@ -49,11 +49,13 @@ type OfferSignal struct {
 
 // QueueState is where an open conversation waits.
 type QueueState struct {
-	QueueID      string    `json:"queue_id"`
-	QueueName    string    `json:"queue_name"`
-	Position     int       `json:"position"` // when queued
-	EnqueuedAt   time.Time `json:"enqueued_at"`
-	WaitingSince time.Time `json:"waiting_since"`
+	QueueID    string    `json:"queue_id"`
+	QueueName  string    `json:"queue_name"`
+	Position   int       `json:"position"` // when queued, or as last read
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	// PositionReadAt: when Position was read again while waiting.
+	PositionReadAt time.Time `json:"position_read_at,omitzero"`
+	WaitingSince   time.Time `json:"waiting_since"`
 	// OverflowAt: the queue's while-queued rule applies then.
 	OverflowAt     time.Time              `json:"overflow_at,omitzero"`
 	OverflowAction routing.OverflowAction `json:"overflow_action,omitzero"`
@@ -220,7 +222,7 @@ func (c *conversation) route(ctx workflow.Context, queueID, note, prefer string,
 			return err
 		}
 	}
-	if !c.announcePosition(now, out.QueueID, out.Position) {
+	if !c.announcePosition(ctx, now, out.QueueID, out.Position) {
 		return nil
 	}
 	return c.automated(ctx, store.TriggerQueuePosition, routeVars(out))
@@ -248,12 +250,15 @@ func (c *conversation) closedTrigger(out activities.RouteOutput) string {
 // first time in a wait or in a new queue always; again in the same queue
 // (routed anew while waiting) only when it moved by the workstream's step
 // and its minimum interval has passed. It records the announcement.
-func (c *conversation) announcePosition(now time.Time, queueID string, position int) bool {
+//
+// Runs before position-updates kept no record (the state was copied), so
+// they announced every time: the rate limit applies from that version on.
+func (c *conversation) announcePosition(ctx workflow.Context, now time.Time, queueID string, position int) bool {
 	if !c.automatedV {
 		return true
 	}
-	s := c.state
-	if last := s.PositionAnnounced; last > 0 && s.PositionQueueID == queueID {
+	s := &c.state
+	if last := s.PositionAnnounced; last > 0 && s.PositionQueueID == queueID && c.positionUpdatesOn(ctx) {
 		step := max(s.Settings.PositionStep, 1)
 		moved := position - last
 		if moved < 0 {
@@ -563,6 +568,9 @@ func (c *conversation) routingDetails(now time.Time) string {
 	// Temporal Web shows details as they were last set: a start time stays
 	// true where "waiting 2 min" would not.
 	s := fmt.Sprintf("**Open**: queued in %s since %s (position %d when it joined).", q.QueueName, stamp(q.WaitingSince), q.Position)
+	if !q.PositionReadAt.IsZero() {
+		s = fmt.Sprintf("**Open**: queued in %s since %s (position %d at %s).", q.QueueName, stamp(q.WaitingSince), q.Position, stamp(q.PositionReadAt))
+	}
 	if !q.PreferredUntil.IsZero() && now.Before(q.PreferredUntil) {
 		s += fmt.Sprintf(" Kept for agent %s until %s.", q.PreferredAgentID, stamp(q.PreferredUntil))
 	}

@@ -71,6 +71,7 @@ func (h *harness) registerLedger(st *store.Store) {
 		activities.ReleaseCapacityName:   rt.ReleaseCapacity,
 		activities.HoldForWrapUpName:     rt.HoldForWrapUp,
 		activities.WakeDistributorName:   rt.WakeDistributor,
+		activities.QueuePlaceName:        rt.QueuePlace,
 	} {
 		h.env.RegisterActivityWithOptions(f, activity.RegisterOptions{Name: name})
 	}
