@@ -30,6 +30,8 @@ const (
 	PreSurveyAnswered = "answered"
 	PreSurveyTimedOut = "timed_out" // routed with what was answered
 	PreSurveyNotSent  = "not_sent"  // outside the 24-hour window
+	// PreSurveyInterrupted: an agent took the conversation before it ended.
+	PreSurveyInterrupted = "interrupted"
 )
 
 // PreSurveyQuestion is one question: free text when Choices is empty,
@@ -224,7 +226,7 @@ func (s *Store) SavePreSurveyResult(ctx context.Context, v PreSurveyResult) (err
 		return invalidf("a pre-survey belongs to a conversation")
 	}
 	switch v.Status {
-	case PreSurveyAsking, PreSurveyAnswered, PreSurveyTimedOut, PreSurveyNotSent:
+	case PreSurveyAsking, PreSurveyAnswered, PreSurveyTimedOut, PreSurveyNotSent, PreSurveyInterrupted:
 	default:
 		return invalidf("unknown pre-survey status %q", v.Status)
 	}

@@ -211,6 +211,19 @@ func (c *conversation) endPreSurvey(ctx workflow.Context, status string, timedOu
 	return c.routeIfUnrouted(ctx)
 }
 
+// interruptPreSurvey ends a pre-survey under way when an agent takes the
+// conversation first: the customer's next messages are for the agent, not
+// answers. What was answered is kept.
+func (c *conversation) interruptPreSurvey(ctx workflow.Context) error {
+	ps := c.state.PreSurvey
+	if ps == nil {
+		return nil
+	}
+	c.state.PreSurvey = nil
+	c.state.PreSurveyStatus = store.PreSurveyInterrupted
+	return c.recordPreSurvey(ctx, ps.WorkstreamID)
+}
+
 func (c *conversation) recordPreSurvey(ctx workflow.Context, workstreamID string) error {
 	r := store.PreSurveyResult{ConversationID: c.state.ConversationID, WorkstreamID: workstreamID, Status: c.state.PreSurveyStatus,
 		Answers: c.state.PreSurveyAnswers, TimedOut: c.state.SurveyTimedOut, UpdatedAt: workflow.Now(ctx).UTC()}

@@ -167,3 +167,33 @@ func TestPreSurveyRequiredQuestionTimesOutAndRoutesAnyway(t *testing.T) {
 		t.Errorf("last row: %+v, want timed_out", last)
 	}
 }
+
+// A supervisor who assigns the conversation during the pre-survey ends it:
+// what was answered stays, and the customer's next message is for the
+// agent, not an answer.
+func TestAnAssignmentDuringThePreSurveyEndsIt(t *testing.T) {
+	h := newHarness(t)
+	rows := withPreSurvey(h)
+	h.customer(0, "m1", "hello")
+	h.tapChoice(time.Minute, "m2", "topic", 1, "Orders")
+	h.assignAt(2 * time.Minute)
+	h.customer(3*time.Minute, "m3", "It is order A-77, it never came")
+	var after workflows.ConversationState
+	h.at(4*time.Minute, func() { after = h.state() })
+	h.run(10 * time.Minute)
+	if after.PreSurvey != nil || after.PreSurveyStatus != store.PreSurveyInterrupted || after.State != workflows.StateActive {
+		t.Errorf("after the assignment: %s, pre-survey %+v (%s); want active, the survey interrupted", after.State, after.PreSurvey, after.PreSurveyStatus)
+	}
+	if len(after.PreSurveyAnswers) != 1 || after.PreSurveyAnswers[0].Answer != "Orders" {
+		t.Errorf("answers = %+v, want the topic kept", after.PreSurveyAnswers)
+	}
+	last := (*rows)[len(*rows)-1]
+	if last.Status != store.PreSurveyInterrupted || len(last.Answers) != 1 {
+		t.Errorf("recorded %+v, want interrupted with the one answer", last)
+	}
+	// The question about the order number was asked before the agent came,
+	// and not again; nothing was sent after the assignment.
+	if got := h.sentTexts(); len(got) != 2 || got[1] != "Your order number?" {
+		t.Errorf("sent %q, want the two questions only", got)
+	}
+}

@@ -439,6 +439,9 @@ func queueVars(q *QueueState) map[string]string {
 
 // assignTo makes the conversation active with the agent and tells the customer.
 func (c *conversation) assignTo(ctx workflow.Context, agentID, agentName string) error {
+	if err := c.interruptPreSurvey(ctx); err != nil {
+		return err
+	}
 	c.state.AgentID = agentID
 	c.state.LastAgentID = agentID
 	vars := map[string]string{}

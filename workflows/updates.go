@@ -158,6 +158,9 @@ func (c *conversation) assign(ctx workflow.Context, r AssignRequest) (Transition
 			c.state.RoutingLog = appendLog(c.state.RoutingLog, "assigned to "+name(asg.AgentName, r.AgentID)+" by a supervisor")
 			return c.assignTo(ctx, r.AgentID, asg.AgentName)
 		}
+		if err := c.interruptPreSurvey(ctx); err != nil {
+			return err
+		}
 		c.state.AgentID = r.AgentID
 		return c.transition(ctx, StateActive)
 	})
