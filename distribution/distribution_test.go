@@ -114,6 +114,39 @@ func readEvents(t *testing.T, body io.Reader, f func(event)) {
 type agentSim struct {
 	id, key string
 	queues  []string
+	offers  *offerLog
+}
+
+// offerLog is every offer an agent's stream delivered, by conversation.
+type offerLog struct {
+	mu     sync.Mutex
+	byConv map[string][]string
+}
+
+func (l *offerLog) add(d offerData) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.byConv[d.ConversationID] = append(l.byConv[d.ConversationID], d.OfferID)
+}
+
+// newerOffer waits up to wait for an offer of conv other than offerID: a
+// late accept may take the conversation's next offer to the same agent.
+func (l *offerLog) newerOffer(conv, offerID string, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		l.mu.Lock()
+		ids := l.byConv[conv]
+		l.mu.Unlock()
+		for _, id := range ids {
+			if id != offerID {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // ledgerWatch checks the invariants on the ledger and on the event log, as
@@ -264,7 +297,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	sims := make([]agentSim, agents)
 	for i := range sims {
 		a := e.CreateAgent(fmt.Sprintf("Agent %02d", i), fmt.Sprintf("agent%02d@example.com", i))
-		sims[i] = agentSim{id: a.ID, key: a.Key}
+		sims[i] = agentSim{id: a.ID, key: a.Key, offers: &offerLog{byConv: map[string][]string{}}}
 		e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/agents/"+a.ID, map[string]any{"capacity_units": capacity}, nil)
 		// Everyone in one queue, half of them in a second one.
 		qs := []string{queues[i%3]}
@@ -308,7 +341,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 		}
 	}()
 
-	var accepted, rejected, ignored, transfers, lateRefused, presenceChanges atomic.Int64
+	var accepted, rejected, ignored, transfers, lateRefused, lateNewer, presenceChanges atomic.Int64
 	for i := range sims {
 		a := sims[i]
 		r := rand.New(rand.NewPCG(uint64(i), 11))
@@ -318,6 +351,10 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 			defer wg.Done()
 			stream(ctx, t, e, a.key, func(ev event) {
 				if ev.Type == store.EventOfferCreated {
+					var d offerData
+					if err := json.Unmarshal(ev.Data, &d); err == nil {
+						a.offers.add(d)
+					}
 					acts <- ev
 				}
 			})
@@ -334,7 +371,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 						t.Error(err)
 						continue
 					}
-					agentActs(t, e, a, d, r, offerTimeout, queues, &accepted, &rejected, &ignored, &transfers, &lateRefused)
+					agentActs(t, e, a, d, r, offerTimeout, queues, &accepted, &rejected, &ignored, &transfers, &lateRefused, &lateNewer)
 				}
 			}
 		}()
@@ -409,8 +446,9 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	if len(w.offered) > 0 {
 		t.Errorf("%d offers never ended (accepted, rejected, timed out or withdrawn)", len(w.offered))
 	}
-	if late := lateRefused.Load(); late == 0 || late != ignored.Load() {
-		t.Errorf("%d offers left to time out, %d late accepts refused: every late accept must be refused", ignored.Load(), late)
+	if late := lateRefused.Load(); late == 0 || late+lateNewer.Load() != ignored.Load() {
+		t.Errorf("%d offers left to time out, %d late accepts refused, %d took a newer offer: every late accept of its own offer must be refused",
+			ignored.Load(), late, lateNewer.Load())
 	}
 	sort.Slice(w.lag, func(i, j int) bool { return w.lag[i] < w.lag[j] })
 	if n := len(w.lag); n > 0 {
@@ -442,8 +480,8 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 		conversations, agents, capacity, elapsed.Round(time.Second), w.checks, maxUsed)
 	t.Logf("FIFO and queue priority checked at %d offers against the event log's queues (%d offers of retried rounds not placed)",
 		w.fifo.checks, w.fifo.uncheckable)
-	t.Logf("agents: %d accepted, %d rejected, %d offers left to time out, %d transfers, %d late accepts refused, %d presence changes",
-		accepted.Load(), rejected.Load(), ignored.Load(), transfers.Load(), lateRefused.Load(), presenceChanges.Load())
+	t.Logf("agents: %d accepted, %d rejected, %d offers left to time out, %d transfers, %d late accepts refused (%d took the same agent's next offer), %d presence changes",
+		accepted.Load(), rejected.Load(), ignored.Load(), transfers.Load(), lateRefused.Load(), lateNewer.Load(), presenceChanges.Load())
 	t.Logf("customer message to first offer: p50 %s, p99 %s (over %d conversations)",
 		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), len(lat))
 	// Including the time spent waiting for a free agent: 60 units for 500
@@ -489,31 +527,40 @@ func setPresence(t *testing.T, e *testenv.Env, a agentSim, presence string) {
 // agentActs answers one offer as a person would: mostly accept, sometimes
 // reject, sometimes let it time out (and then try to accept too late).
 func agentActs(t *testing.T, e *testenv.Env, a agentSim, d offerData, r *rand.Rand, timeout time.Duration,
-	queues []string, accepted, rejected, ignored, transfers, lateRefused *atomic.Int64) {
+	queues []string, accepted, rejected, ignored, transfers, lateRefused, lateNewer *atomic.Int64) {
 	path := "/api/v1/conversations/" + d.ConversationID
 	switch n := r.IntN(100); {
 	case n < 10:
 		ignored.Add(1)
 		time.Sleep(timeout + 500*time.Millisecond)
-		if st, _ := call(e, a.key, http.MethodPost, path+"/accept", nil); st == http.StatusConflict {
+		st, _ := call(e, a.key, http.MethodPost, path+"/accept", nil)
+		if st == http.StatusConflict {
 			lateRefused.Add(1)
-		} else if st == http.StatusOK {
-			t.Errorf("agent %s accepted offer %s after its time-out", a.id, d.OfferID)
 		}
-		return
+		if st != http.StatusOK {
+			return
+		}
+		// Accepted: legitimate only if the conversation was offered to this
+		// agent again meanwhile (that offer waits behind this one).
+		if !a.offers.newerOffer(d.ConversationID, d.OfferID, 15*time.Second) {
+			t.Errorf("agent %s accepted offer %s after its time-out", a.id, d.OfferID)
+			return
+		}
+		lateNewer.Add(1)
 	case n < 20:
 		if st, _ := call(e, a.key, http.MethodPost, path+"/reject", nil); st == http.StatusOK {
 			rejected.Add(1)
 		}
 		return
-	}
-	time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
-	st, raw := call(e, a.key, http.MethodPost, path+"/accept", nil)
-	if st != http.StatusOK {
-		if st != 0 && st != http.StatusConflict && st != http.StatusServiceUnavailable {
-			t.Errorf("accept: %d %s", st, raw)
+	default:
+		time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
+		st, raw := call(e, a.key, http.MethodPost, path+"/accept", nil)
+		if st != http.StatusOK {
+			if st != 0 && st != http.StatusConflict && st != http.StatusServiceUnavailable {
+				t.Errorf("accept: %d %s", st, raw)
+			}
+			return
 		}
-		return
 	}
 	accepted.Add(1)
 	time.Sleep(time.Duration(200+r.IntN(800)) * time.Millisecond)
