@@ -201,10 +201,12 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 	return nil
 }
 
-// SaveConversation writes the conversation's state (transitions) and
+// SaveConversation writes the conversation's state (transitions) with the
+// conversation events of wrap-up (ended) and closed (and abandoned, when
+// no agent took it from its last queue) for supervisors' metrics, and
 // tells its agent and its queue's supervisors (live events).
 func (a *Conversations) SaveConversation(ctx context.Context, in RecordTranscriptInput) error {
-	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
+	if err := a.Store.SaveConversationState(ctx, conversationRow(in), time.Time{}); err != nil {
 		return fmt.Errorf("save conversation %s: %w", in.ConversationID, err)
 	}
 	ev := store.NewEvent{

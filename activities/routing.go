@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
+	"parley/metrics"
 	"parley/routing"
 	"parley/store"
 )
@@ -54,6 +55,10 @@ type Routing struct {
 	Waker  Waker
 	Offers OfferDeliverer
 	Log    *slog.Logger
+	// Metrics counts offers made and how they ended (nil: not counted).
+	// An activity retried after its commit counts again: the counts are
+	// what happened, give or take a retry.
+	Metrics *metrics.Metrics
 }
 
 func (a *Routing) log() *slog.Logger { return orDefault(a.Log) }
@@ -163,7 +168,11 @@ func (a *Routing) RouteConversation(ctx context.Context, in RouteInput) (RouteOu
 
 // DistributeRound makes the offers of one round (see store.DistributeRound).
 func (a *Routing) DistributeRound(ctx context.Context, round string, now time.Time) ([]store.OfferMade, error) {
-	return a.Store.DistributeRound(ctx, round, now)
+	offers, err := a.Store.DistributeRound(ctx, round, now)
+	if err == nil {
+		a.Metrics.Offers(metrics.OfferCreated, len(offers))
+	}
+	return offers, err
 }
 
 // RoundResult is what a round did.
@@ -188,6 +197,8 @@ func (a *Routing) DistributeAndDeliver(ctx context.Context, round string, now ti
 	if err != nil {
 		return RoundResult{}, err
 	}
+	// Made, even if withdrawn below (counted withdrawn by ReleaseCapacity).
+	a.Metrics.Offers(metrics.OfferCreated, len(offers))
 	gone := make([]bool, len(offers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
@@ -242,6 +253,7 @@ func (a *Routing) AcceptOffer(ctx context.Context, in AcceptInput) (store.Assign
 	if err != nil {
 		return res, refusal(err)
 	}
+	a.Metrics.Offers(metrics.OfferAccepted, 1)
 	return res, nil
 }
 
@@ -253,6 +265,8 @@ func (a *Routing) DeclineOffer(ctx context.Context, in store.Decline) (bool, err
 		return false, err
 	}
 	if changed {
+		// Why is one of the store's three reasons, checked by the store.
+		a.Metrics.Offers(in.Why, 1)
 		return true, a.wake(ctx, "offer "+in.Why)
 	}
 	return false, nil
@@ -297,6 +311,9 @@ func (a *Routing) ReleaseCapacity(ctx context.Context, in ReleaseInput) (store.R
 	res, err := a.Store.ReleaseConversation(ctx, in.ConversationID, in.Now)
 	if err != nil {
 		return res, err
+	}
+	if res.OfferID != "" {
+		a.Metrics.Offers(metrics.OfferWithdrawn, 1)
 	}
 	if res.AgentID != "" {
 		return res, a.wake(ctx, "capacity released")

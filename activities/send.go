@@ -223,7 +223,10 @@ type MarkSentInput struct {
 	At        time.Time `json:"at"`
 }
 
-// MarkMessageSent records that Meta accepted a message.
+// MarkMessageSent records that Meta accepted a message; for an agent's
+// message, the store also records the agent's first reply in the
+// conversation (a conversation event, in the same transaction) for the
+// supervisors' first-response time.
 func (a *Sender) MarkMessageSent(ctx context.Context, in MarkSentInput) error {
 	err := a.Store.MarkMessageSent(ctx, in.MessageID, in.MID, in.At)
 	switch {

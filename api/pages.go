@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -42,8 +41,12 @@ type pageJSON struct {
 	ThreadLookup       *bool         `json:"thread_lookup,omitempty"`
 	ThreadLookupReason string        `json:"thread_lookup_reason,omitempty"`
 	Flag               *pageFlagJSON `json:"flag,omitempty"`
-	CreatedAt          time.Time     `json:"created_at"`
-	UpdatedAt          time.Time     `json:"updated_at"`
+	// HealthCheckedAt: the periodic health check's last look at the page;
+	// SilenceThreshold: its silence threshold ("" = the default).
+	HealthCheckedAt  *time.Time `json:"health_checked_at,omitempty"`
+	SilenceThreshold string     `json:"silence_threshold,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 // pageFlagJSON is Meta's last refusal caused by the page itself.
@@ -77,6 +80,10 @@ func (s *Server) toPageJSON(p store.Page) pageJSON {
 		out.ThreadLookupReason = "after a send with no clear answer, Parley looks for the message on Meta's side before sending it again"
 	default:
 		out.ThreadLookupReason = "the page token lacks pages_read_engagement or pages_manage_metadata: after a send with no clear answer, Parley cannot look on Meta's side and waits longer for Meta's echo (PARLEY_BLIND_ECHO_WAIT) before sending again"
+	}
+	out.HealthCheckedAt = p.HealthCheckedAt
+	if p.SilenceAfter > 0 {
+		out.SilenceThreshold = p.SilenceAfter.String()
 	}
 	if f := p.Flag; f != nil {
 		out.Flag = &pageFlagJSON{Code: f.Code, Subcode: f.Subcode, Class: f.Class, Reason: f.Reason, At: f.At}
@@ -374,22 +381,8 @@ func (s *Server) checkPage(ctx context.Context, p store.Page) (store.Page, error
 		exp := info.ExpiresAt.UTC()
 		check.ExpiresAt = &exp
 	}
-	switch {
-	case !info.IsValid:
-		check.Valid = false
-		check.Error = "Meta says the page access token is invalid"
-		if info.ErrorCode != 0 {
-			check.Error += fmt.Sprintf(" (code %d, subcode %d): %s", info.ErrorCode, info.ErrorSubcode, info.ErrorMessage)
-		}
-	case info.AppID != "" && info.AppID != acct.AppID:
-		check.Valid = false
-		check.Error = fmt.Sprintf("the token was issued for app %s, not this account's app %s", info.AppID, acct.AppID)
-	case info.ProfileID != "" && info.ProfileID != p.PageID:
-		check.Valid = false
-		check.Error = fmt.Sprintf("the token belongs to page %s, not page %s", info.ProfileID, p.PageID)
-	case len(info.Scopes) > 0 && !slices.Contains(info.Scopes, "pages_messaging"):
-		check.Valid = false
-		check.Error = "the token lacks the pages_messaging permission"
+	if problem := messenger.TokenProblem(info, acct.AppID, p.PageID); problem != "" {
+		check.Valid, check.Error = false, problem
 	}
 	p, err = s.opts.Store.RecordTokenCheck(ctx, p.ID, check)
 	if err != nil {

@@ -36,9 +36,11 @@ type queueJSON struct {
 	AssignmentMethod string             `json:"assignment_method"`
 	OperatingHours   operatingHoursJSON `json:"operating_hours"`
 	Overflow         overflowJSON       `json:"overflow"`
-	Agents           []string           `json:"agents"`
-	CreatedAt        time.Time          `json:"created_at"`
-	UpdatedAt        time.Time          `json:"updated_at"`
+	// ServiceLevelThreshold: answered within it is in service level (metrics).
+	ServiceLevelThreshold string    `json:"service_level_threshold"`
+	Agents                []string  `json:"agents"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 type operatingHoursJSON struct {
@@ -72,9 +74,10 @@ type overflowRuleJSON struct {
 func toQueueJSON(q store.Queue) queueJSON {
 	out := queueJSON{
 		ID: q.ID, Name: q.Name, Priority: q.Priority, AssignmentMethod: q.Method,
-		OperatingHours: operatingHoursJSON{TimeZone: q.Hours.TimeZone, Periods: []periodJSON{}, Holidays: []string{}},
-		Agents:         []string{},
-		CreatedAt:      q.CreatedAt, UpdatedAt: q.UpdatedAt,
+		OperatingHours:        operatingHoursJSON{TimeZone: q.Hours.TimeZone, Periods: []periodJSON{}, Holidays: []string{}},
+		Agents:                []string{},
+		ServiceLevelThreshold: q.ServiceLevel.String(),
+		CreatedAt:             q.CreatedAt, UpdatedAt: q.UpdatedAt,
 	}
 	for _, p := range q.Hours.Periods {
 		out.OperatingHours.Periods = append(out.OperatingHours.Periods, periodJSON(p))
@@ -107,6 +110,8 @@ type queueRequest struct {
 	AssignmentMethod *string         `json:"assignment_method"`
 	OperatingHours   json.RawMessage `json:"operating_hours"`
 	Overflow         json.RawMessage `json:"overflow"`
+	// ServiceLevelThreshold is a duration such as "60s" or "2m" (1s to 24h).
+	ServiceLevelThreshold *string `json:"service_level_threshold"`
 }
 
 type operatingHoursRequest struct {
@@ -157,6 +162,13 @@ func (req queueRequest) queueUpdate() (store.QueueUpdate, error) {
 			return u, err
 		}
 		u.Overflow = &o
+	}
+	if v := req.ServiceLevelThreshold; v != nil {
+		d, err := time.ParseDuration(*v)
+		if err != nil || d < store.MinServiceLevel || d > store.MaxServiceLevel || d%time.Second != 0 {
+			return u, apierror.InvalidField("service_level_threshold", "must be a whole number of seconds from 1s to 24h, such as \"60s\" or \"2m\", got %q", *v)
+		}
+		u.ServiceLevel = &d
 	}
 	return u, nil
 }
@@ -337,6 +349,7 @@ func (s *Server) createQueue(c echo.Context) error {
 	setIf(&q.Method, u.Method)
 	setIf(&q.Hours, u.Hours)
 	setIf(&q.Overflow, u.Overflow)
+	setIf(&q.ServiceLevel, u.ServiceLevel)
 	q, err = s.opts.Store.CreateQueue(ctx, q)
 	if err != nil {
 		return configError(err, "queue", *req.Name)

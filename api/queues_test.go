@@ -23,15 +23,17 @@ import (
 
 // queue is the queue JSON; strictDecode fails on any other key.
 type queue struct {
-	ID               string    `json:"id"`
-	Name             string    `json:"name"`
-	Priority         int       `json:"priority"`
-	AssignmentMethod string    `json:"assignment_method"`
-	OperatingHours   hours     `json:"operating_hours"`
-	Overflow         overflow  `json:"overflow"`
-	Agents           []string  `json:"agents"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ID               string   `json:"id"`
+	Name             string   `json:"name"`
+	Priority         int      `json:"priority"`
+	AssignmentMethod string   `json:"assignment_method"`
+	OperatingHours   hours    `json:"operating_hours"`
+	Overflow         overflow `json:"overflow"`
+	// ServiceLevelThreshold is "1m0s" unless set (issue 10).
+	ServiceLevelThreshold string    `json:"service_level_threshold"`
+	Agents                []string  `json:"agents"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 type hours struct {

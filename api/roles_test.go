@@ -55,6 +55,7 @@ var routeAccess = map[string]access{
 	"GET /api/v1/workstreams/:id/pre-survey":  adminOnly,
 	"PUT /api/v1/workstreams/:id/pre-survey":  adminOnly,
 	"GET /api/v1/reports/csat":                assigners, // admins and supervisors
+	"GET /api/v1/metrics/queues":              assigners, // admins and supervisors
 	"POST /api/v1/agents":                     adminOnly,
 	"GET /api/v1/agents":                      adminOnly,
 	"GET /api/v1/agents/:id":                  adminOnly,
@@ -70,6 +71,11 @@ var routeAccess = map[string]access{
 	"POST /api/v1/conversations/:id/waiting":  agentOnly,
 	"POST /api/v1/conversations/:id/end":      agentOnly,
 	"POST /api/v1/conversations/:id/close":    closers,
+
+	// Operations (issue 10): thread control, like closing; page settings.
+	"POST /api/v1/conversations/:id/take-control": closers,
+	"POST /api/v1/conversations/:id/pass-control": closers,
+	"PATCH /api/v1/pages/:id":                     adminOnly,
 
 	// Routing configuration (issue 7). An agent may read itself and set
 	// its own presence (api/agents_self_test.go); the principals here name

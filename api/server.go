@@ -107,6 +107,7 @@ func New(opts Options) *Server {
 	v1.DELETE("/pages/:id", s.deletePage, admin)
 	v1.PUT("/pages/:id/access-token", s.rotatePageToken, admin)
 	v1.POST("/pages/:id/check", s.checkPageHandler, admin)
+	v1.PATCH("/pages/:id", s.updatePage, admin)
 
 	anyone := requireRole(RoleAdmin, RoleSupervisor, RoleAgent)
 	v1.GET("/conversations", s.listConversations, anyone)
@@ -128,7 +129,9 @@ func New(opts Options) *Server {
 	s.registerRouting(v1)
 	s.registerContacts(v1)
 	s.registerSurveys(v1)
+	s.registerMetrics(v1)
 	s.registerPreSurveys(v1)
+	s.registerHandover(v1)
 	s.registerCodec(e)
 	s.registerSurveyPage(e) // public: the link's token is the key
 	v1.GET("/events", s.streamEvents, anyone)

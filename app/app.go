@@ -21,12 +21,14 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"parley/activities"
 	"parley/api"
 	"parley/blobs"
 	"parley/config"
 	"parley/events"
 	"parley/gateway"
 	"parley/messenger"
+	"parley/metrics"
 	"parley/payloadcodec"
 	"parley/secrets"
 	"parley/store"
@@ -49,6 +51,9 @@ type App struct {
 	// customer erasure uses Codec.EraseCustomer (or Store.EraseCustomerKey
 	// then Codec.Forget).
 	Codec *payloadcodec.Codec
+	// Metrics is what GET /metrics serves (ServeMetrics): the gateway,
+	// Graph API client, offers and Temporal client record into it.
+	Metrics *metrics.Metrics
 
 	hubsMu sync.Mutex
 	hubs   []*events.Hub // live event hubs of the handlers; Close stops them
@@ -72,6 +77,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, box); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	// From here, Close stops the metrics' Temporal bridge.
+	a.Metrics = metrics.New(metrics.Options{Logger: log})
+	a.Metrics.WatchStore(a.Store, 0)
 	if err := a.Store.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
@@ -84,6 +92,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		Logger:           tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
 		DataConverter:    a.Codec.DataConverter(),
 		FailureConverter: a.Codec.FailureConverter(),
+		// The SDK's client and worker metrics (temporal_*), on /metrics.
+		MetricsHandler: a.Metrics.TemporalHandler(),
 	})
 	if err != nil {
 		a.Close()
@@ -98,6 +108,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	a.Graph = messenger.NewClient(cfg.GraphAPIURL, cfg.GraphAPIVersion, nil)
+	a.Graph.Observe = a.Metrics.GraphCall
 	return a, nil
 }
 
@@ -112,6 +123,9 @@ func (a *App) Close() {
 	}
 	if a.Temporal != nil {
 		a.Temporal.Close()
+	}
+	if err := a.Metrics.Close(); err != nil {
+		a.Log.Warn("close the Temporal metrics bridge", "err", err)
 	}
 	if a.Blobs != nil {
 		if err := a.Blobs.Close(); err != nil {
@@ -201,6 +215,7 @@ func (a *App) handler() (http.Handler, *events.Hub) {
 		Windows:       a.windows(),
 		Limits:        a.limits(),
 		Logger:        a.Log,
+		Metrics:       a.Metrics,
 	}).Register(srv.Echo())
 	return srv, hub
 }
@@ -266,6 +281,47 @@ func (a *App) ListenAndServe(ctx context.Context) error {
 	return a.ServeHTTP(ctx, ln)
 }
 
+// MetricsHandler serves GET /metrics (and nothing else: 404).
+func (a *App) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	return mux
+}
+
+// ServeMetrics serves GET /metrics on ln until ctx ends. It is apart from
+// the API's listener so that it can stay private (loopback by default).
+func (a *App) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("metrics shutdown: %w", err)
+	}
+	return nil
+}
+
+// ListenAndServeMetrics opens PARLEY_METRICS_ADDR and serves GET /metrics
+// until ctx ends; with PARLEY_METRICS_ADDR=off it returns at once.
+func (a *App) ListenAndServeMetrics(ctx context.Context) error {
+	if a.Config.MetricsAddr == "" {
+		a.Log.Info("metrics off (PARLEY_METRICS_ADDR=off)")
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s (PARLEY_METRICS_ADDR; off disables it): %w", a.Config.MetricsAddr, err)
+	}
+	a.Log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return a.ServeMetrics(ctx, ln)
+}
+
 // RunWorker registers the search attributes (waiting for Temporal if it is
 // not up yet) and runs the worker until ctx ends.
 func (a *App) RunWorker(ctx context.Context) error {
@@ -281,7 +337,10 @@ func (a *App) RunWorker(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker(), PublicURL: a.Config.PublicURL})
+	health := activities.HealthSettings{ExpiringWithin: a.Config.PageExpiringWithin, SilenceAfter: a.Config.PageSilenceAfter,
+		AlertURL: a.Config.AlertURL, AlertSecret: a.Config.AlertSecret}
+	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker(),
+		PublicURL: a.Config.PublicURL, Metrics: a.Metrics, Health: health})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -292,7 +351,16 @@ func (a *App) RunWorker(ctx context.Context) error {
 		}
 		return err
 	}
-	a.Log.Info("worker running", "task_queue", a.Config.TaskQueue, "namespace", a.Config.TemporalNamespace)
+	// Every worker brings the page health schedule to this configuration.
+	if err := worker.EnsurePageHealthSchedule(ctx, a.Temporal, a.Config.TaskQueue, a.Config.PageHealthEvery); err != nil {
+		w.Stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	a.Log.Info("worker running", "task_queue", a.Config.TaskQueue, "namespace", a.Config.TemporalNamespace,
+		"page_health_every", a.Config.PageHealthEvery.String())
 	<-ctx.Done()
 	w.Stop()
 	return nil

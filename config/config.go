@@ -7,6 +7,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ var Vars = []Var{
 	{"PARLEY_TEMPORAL_NAMESPACE", "default", "Temporal namespace."},
 	{"PARLEY_TASK_QUEUE", "parley", "Temporal task queue of the conversation workflows."},
 	{"PARLEY_HTTP_ADDR", "127.0.0.1:8080", "Listen address of the gateway and REST API."},
+	{"PARLEY_METRICS_ADDR", "127.0.0.1:9464", "Listen address of GET /metrics (Prometheus format), apart from the API: loopback only by default; 0.0.0.0:9464 for a scraper on another host or container (keep that port private), off to serve no metrics."},
 	{"PARLEY_PUBLIC_URL", "http://127.0.0.1:8080", "Public base URL (HTTPS in production): callback URLs are built from it."},
 	{"PARLEY_ENCRYPTION_KEY", "(generated into <data dir>/encryption.key, with a warning)", "32-byte key, base64 or hex, for secrets at rest (AES-256-GCM)."},
 	{"PARLEY_ADMIN_API_KEY", "(generated into <data dir>/admin-api-key)", "Bootstrap API key with the admin role."},
@@ -48,6 +50,11 @@ var Vars = []Var{
 	{"PARLEY_BLOB_URL", "file://<data dir>/blobs", "Where files are kept (what customers send, what agents upload): a gocloud.dev bucket URL, e.g. s3://bucket?region=eu-west-1 (S3-compatible: add &endpoint=https://...&use_path_style=true) or gs://bucket when several replicas share them."},
 	{"PARLEY_CODEC_KEY_TTL", "1m", "How long a process caches a customer's data key (what Temporal keeps is encrypted with it): after an erasure, other processes forget the key within this time."},
 	{"PARLEY_CODEC_ORIGINS", "(any)", "Comma-separated browser origins allowed to call the Temporal codec endpoint (/api/v1/temporal-codec), e.g. https://temporal.example.com: Temporal Web's."},
+	{"PARLEY_PAGE_HEALTH_EVERY", "1h", "How often the page health schedule (parley-page-health, in Temporal Web) checks every page: token, subscription, silence."},
+	{"PARLEY_PAGE_EXPIRING_WITHIN", "168h", "A page whose token or token data access ends sooner is expiring."},
+	{"PARLEY_PAGE_SILENCE_AFTER", "24h", "A page that used to be busy and had no webhook for longer is silent (a page may set its own threshold)."},
+	{"PARLEY_ALERT_URL", "(none)", "Receives a signed POST (JSON) when a page changes state (expiring, unsubscribed, silent, token_invalid, back to running...), once per change."},
+	{"PARLEY_ALERT_SECRET", "(none)", "Signs the alerts: X-Parley-Signature-256: sha256=<hex HMAC-SHA256 of the body>. Never logged."},
 	{"PARLEY_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"PARLEY_LOG_FORMAT", "text", "text or json."},
 	{"PARLEY_TEMPORAL_CLI", "./bin/temporal", "make dev and the tests: the Temporal CLI that runs the dev server."},
@@ -64,30 +71,40 @@ type Config struct {
 	TaskQueue         string
 	HTTPAddr          string
 	PublicURL         string
-	EncryptionKey     string
-	AdminAPIKey       string
-	GraphAPIURL       string
-	GraphAPIVersion   string
-	SignalTimeout     time.Duration
-	ReplyWindow       time.Duration
-	HumanAgentWindow  time.Duration
-	WindowEdgeMargin  time.Duration
-	EchoWait          time.Duration
-	BlindEchoWait     time.Duration
-	SendTimeout       time.Duration
-	MaxSignalsPerRun  int
-	MaxEventsPerRun   int
-	LogLevel          string
-	LogFormat         string
-	level             slog.Level
-	TemporalCLI       string
-	SimURL            string
+	// Page health (issue 10): the schedule's interval, the thresholds, and
+	// where alerts go (AlertSecret signs them; never logged).
+	PageHealthEvery    time.Duration
+	PageExpiringWithin time.Duration
+	PageSilenceAfter   time.Duration
+	AlertURL           string
+	AlertSecret        string
+	EncryptionKey      string
+	AdminAPIKey        string
+	GraphAPIURL        string
+	GraphAPIVersion    string
+	SignalTimeout      time.Duration
+	ReplyWindow        time.Duration
+	HumanAgentWindow   time.Duration
+	WindowEdgeMargin   time.Duration
+	EchoWait           time.Duration
+	BlindEchoWait      time.Duration
+	SendTimeout        time.Duration
+	MaxSignalsPerRun   int
+	MaxEventsPerRun    int
+	LogLevel           string
+	LogFormat          string
+	level              slog.Level
+	TemporalCLI        string
+	SimURL             string
 
 	// EventsPollInterval, EventsRetention and EventsHeartbeat tune the
 	// live event stream (GET /api/v1/events).
 	EventsPollInterval time.Duration
 	EventsRetention    time.Duration
 	EventsHeartbeat    time.Duration
+
+	// MetricsAddr is where GET /metrics listens; "" when off.
+	MetricsAddr string
 
 	// CodecKeyTTL is how long data keys stay cached (payloadcodec);
 	// CodecOrigins the origins allowed to call the codec (empty: any).
@@ -118,6 +135,12 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		TemporalCLI:       get("PARLEY_TEMPORAL_CLI", "./bin/temporal"),
 		SimURL:            strings.TrimRight(get("PARLEY_SIM_URL", "http://127.0.0.1:8090"), "/"),
 	}
+	c.MetricsAddr = get("PARLEY_METRICS_ADDR", "127.0.0.1:9464")
+	if strings.EqualFold(c.MetricsAddr, "off") {
+		c.MetricsAddr = ""
+	} else if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		return Config{}, fmt.Errorf("PARLEY_METRICS_ADDR: want host:port such as 127.0.0.1:9464, or off, got %q", c.MetricsAddr)
+	}
 	c.DatabaseURL = get("PARLEY_DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "parley.db"))
 	c.BlobURL = get("PARLEY_BLOB_URL", "")
 	if c.BlobURL != "" {
@@ -126,6 +149,12 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	c.PublicURL = strings.TrimRight(get("PARLEY_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
+	c.AlertURL, c.AlertSecret = get("PARLEY_ALERT_URL", ""), get("PARLEY_ALERT_SECRET", "")
+	if c.AlertURL != "" {
+		if u, err := url.Parse(c.AlertURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return Config{}, fmt.Errorf("PARLEY_ALERT_URL: want an absolute http(s) URL, got %q", c.AlertURL)
+		}
+	}
 	for _, o := range strings.Split(get("PARLEY_CODEC_ORIGINS", ""), ",") {
 		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
 			c.CodecOrigins = append(c.CodecOrigins, o)
@@ -157,7 +186,9 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		dst       *time.Duration
 	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout},
 		{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", &c.EventsPollInterval}, {"PARLEY_EVENTS_RETENTION", "24h", &c.EventsRetention},
-		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}, {"PARLEY_CODEC_KEY_TTL", "1m", &c.CodecKeyTTL}} {
+		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}, {"PARLEY_CODEC_KEY_TTL", "1m", &c.CodecKeyTTL},
+		{"PARLEY_PAGE_HEALTH_EVERY", "1h", &c.PageHealthEvery}, {"PARLEY_PAGE_EXPIRING_WITHIN", "168h", &c.PageExpiringWithin},
+		{"PARLEY_PAGE_SILENCE_AFTER", "24h", &c.PageSilenceAfter}} {
 		v, err := time.ParseDuration(get(d.name, d.def))
 		if err != nil || v <= 0 {
 			return Config{}, fmt.Errorf("%s: want a positive duration such as %s, got %q", d.name, d.def, get(d.name, d.def))

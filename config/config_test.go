@@ -76,3 +76,22 @@ func TestLiveEventSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsAddr(t *testing.T) {
+	for value, want := range map[string]string{"": "127.0.0.1:9464", "0.0.0.0:9100": "0.0.0.0:9100", ":9464": ":9464", "off": "", "OFF": ""} {
+		vars := map[string]string{}
+		if value != "" {
+			vars["PARLEY_METRICS_ADDR"] = value
+		}
+		c, err := config.FromEnv(env(vars))
+		if err != nil {
+			t.Fatalf("PARLEY_METRICS_ADDR=%q: %v", value, err)
+		}
+		if c.MetricsAddr != want {
+			t.Errorf("PARLEY_METRICS_ADDR=%q: MetricsAddr %q, want %q", value, c.MetricsAddr, want)
+		}
+	}
+	if _, err := config.FromEnv(env(map[string]string{"PARLEY_METRICS_ADDR": "9464"})); err == nil || !strings.Contains(err.Error(), "PARLEY_METRICS_ADDR") {
+		t.Errorf("PARLEY_METRICS_ADDR=9464: error %v, want one naming the variable", err)
+	}
+}

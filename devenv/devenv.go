@@ -131,6 +131,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, args []string
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	metricsURL := "off (PARLEY_METRICS_ADDR=off)"
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics: listen on %s (PARLEY_METRICS_ADDR; off disables it): %w", cfg.MetricsAddr, err)
+		}
+		metricsURL = "http://" + metricsLn.Addr().String() + "/metrics"
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -147,12 +155,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, args []string
 	})
 	g.Go(func() error { return a.ServeHTTP(gctx, httpLn) })
 	g.Go(func() error { return a.RunWorker(gctx) })
+	if metricsLn != nil {
+		g.Go(func() error { return a.ServeMetrics(gctx, metricsLn) })
+	}
 	g.Go(func() error {
 		pages, err := seed(gctx, a, sim, "http://"+httpLn.Addr().String())
 		if err != nil {
 			return fmt.Errorf("seed the demo: %w", err)
 		}
-		printBanner(os.Stdout, cfg, a, uiPort, pages)
+		printBanner(os.Stdout, cfg, a, uiPort, metricsURL, pages)
 		return nil
 	})
 	err = g.Wait()
@@ -222,7 +233,7 @@ func seed(ctx context.Context, a *app.App, sim *fakemeta.Server, localURL string
 	return out, nil
 }
 
-func printBanner(w io.Writer, cfg config.Config, a *app.App, uiPort string, pages []store.Page) {
+func printBanner(w io.Writer, cfg config.Config, a *app.App, uiPort, metricsURL string, pages []store.Page) {
 	host, _, _ := net.SplitHostPort(cfg.TemporalAddress)
 	fmt.Fprintf(w, `
 Parley is running. Ctrl-C stops everything.
@@ -232,13 +243,14 @@ Parley is running. Ctrl-C stops everything.
   Temporal server       %s (namespace %s)
   REST API              %s/api/v1
   OpenAPI document      %s/api/openapi.yaml
+  Metrics               %s
   Simulated Messenger   %s (fake Graph API %s)
   Database              %s
   Admin API key         %s
 
 Pages:
 `, host, uiPort, cfg.TemporalNamespace, cfg.PublicURL+api.CodecPath, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.PublicURL, cfg.PublicURL,
-		cfg.SimURL, cfg.GraphAPIVersion, cfg.DatabaseURL, a.AdminAPIKey)
+		metricsURL, cfg.SimURL, cfg.GraphAPIVersion, cfg.DatabaseURL, a.AdminAPIKey)
 	for _, p := range pages {
 		state, reason := p.Provisioning()
 		fmt.Fprintf(w, "  %-20s page %s  %s %s\n", p.Name, p.PageID, state, reason)

@@ -32,6 +32,9 @@ import (
 //	POST /_fake/failures            {op, page_id, code, subcode, http_status, times, message, after_accept}
 //	POST /_fake/tokens/invalidate   {page_id, subcode}
 //	POST /_fake/pages/scopes        {page_id, scopes}                  scopes null: the default (all)
+//	POST /_fake/subscriptions/drop  {page_id, app_id}                  Meta drops the app's subscription
+//	POST /_fake/thread              {page_id, psid, action: take|pass, app_id, to_app_id}  another app (default: the Page Inbox) takes the thread, or passes it
+//	POST /_fake/tokens/expiry       {page_id, expires_at, data_access_expires_at}  RFC 3339; omitted: never / 90 days
 //	GET  /_fake/calls                                                  -> {"data":[call...]}
 //	GET  /_fake/sent?page_id=&psid=                                    -> {"data":[message...]}
 //	GET  /_fake/deliveries                                             -> {"data":[delivery...]}
@@ -60,6 +63,9 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_fake/failures", s.ctlFailures)
 	mux.HandleFunc("POST /_fake/tokens/invalidate", s.ctlInvalidate)
 	mux.HandleFunc("POST /_fake/pages/scopes", s.ctlScopes)
+	mux.HandleFunc("POST /_fake/subscriptions/drop", s.ctlDropSubscription)
+	mux.HandleFunc("POST /_fake/thread", s.ctlThread)
+	mux.HandleFunc("POST /_fake/tokens/expiry", s.ctlTokenExpiry)
 	mux.HandleFunc("GET /_fake/calls", s.ctlCalls)
 	mux.HandleFunc("GET /_fake/sent", s.ctlSent)
 	mux.HandleFunc("GET /_fake/deliveries", s.ctlDeliveries)

@@ -69,7 +69,7 @@ func (s *Server) handleDebugToken(q *request) *response {
 			{"app_id", tc.appID},
 			{"type", "PAGE"},
 			{"application", appName},
-			{"data_access_expires_at", tc.issuedAt.Add(dataAccessPeriod).Unix()},
+			{"data_access_expires_at", tc.dataAccessExpiry().Unix()},
 		}
 		if tc.invalidSubcode != 0 {
 			data = append(data, kv{"error", orderedObject{
@@ -79,7 +79,7 @@ func (s *Server) handleDebugToken(q *request) *response {
 			}})
 		}
 		data = append(data,
-			kv{"expires_at", 0},
+			kv{"expires_at", unixOrZero(tc.expiresAt)},
 			kv{"is_valid", tc.invalidSubcode == 0},
 			kv{"issued_at", tc.issuedAt.Unix()},
 			kv{"profile_id", tc.pageID},
@@ -89,4 +89,19 @@ func (s *Server) handleDebugToken(q *request) *response {
 		)
 		return s.jsonResponse(orderedObject{{"data", data}})
 	})
+}
+
+func (t token) dataAccessExpiry() time.Time {
+	if !t.dataAccessEnds.IsZero() {
+		return t.dataAccessEnds
+	}
+	return t.issuedAt.Add(dataAccessPeriod)
+}
+
+// unixOrZero is Meta's 0 for "never".
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

@@ -62,6 +62,8 @@ const (
 	OpAttachmentUpload = "attachment_upload" // POST /{v}/{page-id}/message_attachments
 	OpConversations    = "conversations"     // GET /{v}/{page-id}/conversations
 	OpUnknown          = "unknown"           // unknown route or version
+	OpPassThread       = "pass_thread_control"
+	OpTakeThread       = "take_thread_control"
 )
 
 // maxRequestBody caps what the fake reads of a Graph request.
@@ -226,6 +228,9 @@ type token struct {
 	invalidSubcode       int // 0 = valid
 	issuedAt             time.Time
 	userID               string
+	// expiresAt: zero never (a page token from a long-lived user token);
+	// dataAccessEnds: zero means issuedAt + 90 days.
+	expiresAt, dataAccessEnds time.Time
 }
 
 type userKey struct{ page, psid string }
@@ -237,6 +242,10 @@ type user struct {
 	lastMsg     time.Time // zero: never wrote to the page
 	blocked     bool
 	undelivered []string // mids sent since the last MarkDelivered
+	// owner is the app that controls the thread (handover protocol); ""
+	// until a handover: every app then gets the thread's events as
+	// messaging[].
+	owner string
 }
 
 type attachment struct {
@@ -691,6 +700,12 @@ func (s *Server) route(q *request) *response {
 				return s.errorResponse(errUnsupported(method, segs[0]))
 			}
 			return s.handleConversations(q, segs[0])
+		case "pass_thread_control", "take_thread_control":
+			q.op = segs[1]
+			if method != http.MethodPost {
+				return s.errorResponse(errUnsupported(method, segs[0]))
+			}
+			return s.handleHandover(q, segs[0], segs[1])
 		case "message_attachments":
 			q.op = OpAttachmentUpload
 			if method != http.MethodPost {

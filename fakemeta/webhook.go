@@ -457,12 +457,21 @@ func (s *Server) targetsLocked(p *page, messaging, standby []json.RawMessage) []
 		}
 		t := deliveryTarget{appID: id, url: a.webhook.url}
 		for _, ev := range messaging {
-			if has(eventField(ev)) {
+			field := eventField(ev)
+			// Once a handover gave the thread an owner, the other apps get
+			// its events as standby (handover events go to whom they name).
+			if owner := s.ownerLocked(p.id, ev); owner != "" && owner != id && field != "messaging_handovers" {
+				if has("standby") {
+					t.standby = append(t.standby, ev)
+				}
+				continue
+			}
+			if has(field) {
 				t.messaging = append(t.messaging, ev)
 			}
 		}
 		if has("standby") {
-			t.standby = standby
+			t.standby = append(t.standby, standby...)
 		}
 		if len(t.messaging) > 0 || len(t.standby) > 0 {
 			out = append(out, t)

@@ -25,6 +25,7 @@ import (
 	"parley/activities"
 	"parley/apierror"
 	"parley/messenger"
+	"parley/metrics"
 	"parley/store"
 	"parley/workflows"
 )
@@ -44,6 +45,9 @@ type Options struct {
 	Windows workflows.Windows
 	Limits  workflows.Limits
 	Logger  *slog.Logger
+	// Metrics counts each webhook POST by outcome and reason, and times
+	// its answer (nil: not recorded).
+	Metrics *metrics.Metrics
 	// Now is time.Now outside tests.
 	Now func() time.Time
 }
@@ -110,50 +114,67 @@ func (g *Gateway) verify(c echo.Context) error {
 	return c.String(http.StatusOK, challenge)
 }
 
-// receive handles one webhook POST.
+// receive handles one webhook POST, counting its outcome.
 func (g *Gateway) receive(c echo.Context) error {
+	start := time.Now()
+	reason, err := g.handle(c)
+	if err != nil {
+		g.opts.Metrics.WebhookRefused(reason, time.Since(start))
+		return err
+	}
+	err = c.String(http.StatusOK, "EVENT_RECEIVED")
+	g.opts.Metrics.WebhookAccepted(reason, time.Since(start))
+	return err
+}
+
+// handle takes in one webhook POST: nil means answer 200. reason (a
+// metrics.Reason*) says why it is accepted or refused.
+func (g *Gateway) handle(c echo.Context) (reason string, _ error) {
 	ctx := c.Request().Context()
 	p, err := g.page(c)
 	if err != nil {
-		return err
+		if apierror.From(err).Status == http.StatusNotFound {
+			return metrics.ReasonUnknownPage, err
+		}
+		return metrics.ReasonInternal, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return apierror.New(http.StatusRequestEntityTooLarge, "payload_too_large", "webhook body exceeds %d bytes", MaxBodyBytes)
+			return metrics.ReasonPayloadTooLarge, apierror.New(http.StatusRequestEntityTooLarge, "payload_too_large", "webhook body exceeds %d bytes", MaxBodyBytes)
 		}
-		return apierror.New(http.StatusBadRequest, "bad_request", "could not read the body")
+		return metrics.ReasonUnreadableBody, apierror.New(http.StatusBadRequest, "bad_request", "could not read the body")
 	}
 	secret, err := g.opts.Store.AccountAppSecret(ctx, p.AccountID)
 	if err != nil {
-		return apierror.Internal(fmt.Errorf("app secret of account %s: %w", p.AccountID, err))
+		return metrics.ReasonInternal, apierror.Internal(fmt.Errorf("app secret of account %s: %w", p.AccountID, err))
 	}
 	h := c.Request().Header
 	if err := messenger.VerifySignature(body, h.Get("X-Hub-Signature-256"), h.Get("X-Hub-Signature"), secret); err != nil {
 		g.log.WarnContext(ctx, "webhook signature refused", "page", p.ID, "err", err)
-		return apierror.New(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body signed with the app secret")
+		return metrics.ReasonBadSignature, apierror.New(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body signed with the app secret")
 	}
 	n, err := messenger.ParseWebhook(body)
 	if err != nil {
-		return apierror.New(http.StatusBadRequest, "malformed_webhook", "%v", err)
+		return metrics.ReasonMalformedWebhook, apierror.New(http.StatusBadRequest, "malformed_webhook", "%v", err)
 	}
 	if n.Object != "page" {
 		// Not a Messenger page event (e.g. an Instagram subscription on the same app):
 		// acknowledged so that Meta does not retry it forever.
 		g.log.WarnContext(ctx, "webhook for an object Parley does not handle", "page", p.ID, "object", n.Object)
-		return c.String(http.StatusOK, "EVENT_RECEIVED")
+		return metrics.ReasonUnhandledObject, nil
 	}
 	groups, err := g.group(ctx, p, n)
 	if err != nil {
-		return err
+		return metrics.ReasonInternal, err
 	}
 	if err := g.deliver(ctx, groups); err != nil {
 		g.log.ErrorContext(ctx, "webhook not accepted by Temporal; Meta will retry", "page", p.ID, "err", err)
-		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable", Message: "the events could not be durably accepted; retry later", Err: err}
+		return metrics.ReasonTemporalUnavailable, &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable", Message: "the events could not be durably accepted; retry later", Err: err}
 	}
 	g.touch(ctx, p)
-	return c.String(http.StatusOK, "EVENT_RECEIVED")
+	return metrics.ReasonDelivered, nil
 }
 
 // customerEvents are one customer's events of one POST, in Meta's order.

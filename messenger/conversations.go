@@ -54,7 +54,7 @@ func (c *Client) ThreadMessages(ctx context.Context, auth PageAuth, psid string,
 		} `json:"data"`
 	}
 	p := "/" + seg + "/conversations"
-	if err := c.do(ctx, http.MethodGet, p, q, nil, auth.secrets(), &body); err != nil {
+	if err := c.do(ctx, OpThreadMessages, http.MethodGet, p, q, nil, auth.secrets(), &body); err != nil {
 		return nil, err
 	}
 	var out []ThreadMessage

@@ -20,7 +20,10 @@ const (
 	KindMessageEdit EventKind = "message_edit"
 	KindReferral    EventKind = "referral"
 	KindOptin       EventKind = "optin"
-	KindUnknown     EventKind = "unknown"
+	// KindHandover: thread control moved between the page's apps (the
+	// handover protocol; Event.Handover says how).
+	KindHandover EventKind = "handover"
+	KindUnknown  EventKind = "unknown"
 )
 
 // Event is one normalized messaging event. It travels as a Temporal signal
@@ -68,10 +71,34 @@ type Event struct {
 
 	NumEdit int `json:"num_edit,omitempty"`
 
+	// Handover is set on KindHandover events.
+	Handover *Handover `json:"handover,omitempty"`
+
 	// Raw is the event object's JSON exactly as it appears in the signed body,
 	// kept for audit. (A JSON round trip, e.g. through Temporal, keeps its
 	// meaning but compacts it and escapes <, > and &.)
 	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// Handover actions (the webhook's pass_thread_control, take_thread_control
+// and request_thread_control).
+const (
+	HandoverPass    = "pass_thread_control"    // delivered to the new owner
+	HandoverTake    = "take_thread_control"    // delivered to the app that lost control
+	HandoverRequest = "request_thread_control" // delivered to the owner: another app asks
+)
+
+// PageInboxAppID is Meta's own Page Inbox app: the page's people answering
+// from Meta Business Suite.
+const PageInboxAppID = "263902037430900"
+
+// Handover is a change of thread control. App ids are kept as decimal strings.
+type Handover struct {
+	Action              string `json:"action"`
+	NewOwnerAppID       string `json:"new_owner_app_id,omitempty"`
+	PreviousOwnerAppID  string `json:"previous_owner_app_id,omitempty"`
+	RequestedOwnerAppID string `json:"requested_owner_app_id,omitempty"`
+	Metadata            string `json:"metadata,omitempty"`
 }
 
 // Attachment is one attachment of a message. Type is Meta's (image, audio,

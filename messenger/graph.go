@@ -38,7 +38,27 @@ type Client struct {
 	http    *http.Client
 	// upload is http with a timeout long enough for a file (UploadTimeout).
 	upload *http.Client
+
+	// Observe, when set, is told of every Graph API call it attempts:
+	// its operation (one of the Op constants, never an id), how long it
+	// took and its error (nil: Meta answered 2xx). Set it before the
+	// client is used; it must be safe for concurrent use. The app counts
+	// the calls in its metrics through it.
+	Observe func(op string, d time.Duration, err error)
 }
+
+// Operations named to Client.Observe: one per Graph API endpoint Parley
+// calls, so that a metric labelled by them stays small.
+const (
+	OpSend             = "send"
+	OpUploadAttachment = "upload_attachment"
+	OpUserProfile      = "user_profile"
+	OpThreadMessages   = "thread_messages"
+	OpDebugToken       = "debug_token"
+	OpSubscribeApp     = "subscribe_app"
+	OpSubscribedApps   = "subscribed_apps"
+	OpUnsubscribeApp   = "unsubscribe_app"
+)
 
 // NewClient returns a Client for baseURL (e.g. "https://graph.facebook.com",
 // or a fake's URL in tests) and version (e.g. "v25.0"; empty means
@@ -119,7 +139,7 @@ func (c *Client) UserProfile(ctx context.Context, auth PageAuth, psid string) (P
 		LastName   string     `json:"last_name"`
 		ProfilePic string     `json:"profile_pic"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/"+seg, q, nil, auth.secrets(), &w); err != nil {
+	if err := c.do(ctx, OpUserProfile, http.MethodGet, "/"+seg, q, nil, auth.secrets(), &w); err != nil {
 		return Profile{}, err
 	}
 	p := Profile{ID: string(w.ID), FirstName: w.FirstName, LastName: w.LastName, ProfilePic: w.ProfilePic}
@@ -182,7 +202,7 @@ func (c *Client) DebugToken(ctx context.Context, appID, appSecret, inputToken st
 			} `json:"error"`
 		} `json:"data"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/debug_token", q, nil, secrets, &w); err != nil {
+	if err := c.do(ctx, OpDebugToken, http.MethodGet, "/debug_token", q, nil, secrets, &w); err != nil {
 		return TokenInfo{}, err
 	}
 	d := w.Data
@@ -226,6 +246,10 @@ var DefaultSubscribedFields = []string{
 	"message_reads",
 	"messaging_postbacks",
 	"messaging_referrals",
+	// Thread control: who owns the thread, and the customer's messages to
+	// another app (handover protocol).
+	"messaging_handovers",
+	"standby",
 }
 
 // SubscribedApp is one app subscribed to a page's webhooks.
@@ -255,7 +279,7 @@ func (c *Client) SubscribeApp(ctx context.Context, auth PageAuth, fields []strin
 		Success bool `json:"success"`
 	}
 	p := "/" + seg + "/subscribed_apps"
-	if err := c.do(ctx, http.MethodPost, p, q, nil, auth.secrets(), &w); err != nil {
+	if err := c.do(ctx, OpSubscribeApp, http.MethodPost, p, q, nil, auth.secrets(), &w); err != nil {
 		return err
 	}
 	if !w.Success {
@@ -281,7 +305,7 @@ func (c *Client) SubscribedApps(ctx context.Context, auth PageAuth) ([]Subscribe
 			SubscribedFields []string   `json:"subscribed_fields"`
 		} `json:"data"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/"+seg+"/subscribed_apps", auth.query(), nil, auth.secrets(), &w); err != nil {
+	if err := c.do(ctx, OpSubscribedApps, http.MethodGet, "/"+seg+"/subscribed_apps", auth.query(), nil, auth.secrets(), &w); err != nil {
 		return nil, err
 	}
 	apps := make([]SubscribedApp, 0, len(w.Data))
@@ -310,20 +334,25 @@ func (c *Client) path(p string) string {
 // method and path only: the query string holds the token, so url.Error
 // (which prints the full URL) is unwrapped, and Meta's own message is
 // scrubbed of secrets.
-func (c *Client) do(ctx context.Context, method, p string, q url.Values, body any, secrets []string, out any) error {
+func (c *Client) do(ctx context.Context, name, method, p string, q url.Values, body any, secrets []string, out any) error {
 	if body == nil {
-		return c.doBody(ctx, c.http, method, p, q, nil, 0, "", secrets, out)
+		return c.doBody(ctx, name, c.http, method, p, q, nil, 0, "", secrets, out)
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("messenger: %s %s: encode request: %w", method, c.path(p), err)
 	}
-	return c.doBody(ctx, c.http, method, p, q, bytes.NewReader(b), int64(len(b)), "application/json", secrets, out)
+	return c.doBody(ctx, name, c.http, method, p, q, bytes.NewReader(b), int64(len(b)), "application/json", secrets, out)
 }
 
 // doBody is do with a body already encoded as contentType (nil: none) of
-// length bytes (-1: unknown, sent chunked), sent with hc.
-func (c *Client) doBody(ctx context.Context, hc *http.Client, method, p string, q url.Values, body io.Reader, length int64, contentType string, secrets []string, out any) error {
+// length bytes (-1: unknown, sent chunked), sent with hc. name is the
+// operation told to Observe.
+func (c *Client) doBody(ctx context.Context, name string, hc *http.Client, method, p string, q url.Values, body io.Reader, length int64, contentType string, secrets []string, out any) (err error) {
+	if c.Observe != nil {
+		start := time.Now()
+		defer func() { c.Observe(name, time.Since(start), err) }()
+	}
 	op := method + " " + c.path(p)
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+c.path(p), body)
 	if err != nil {

@@ -104,7 +104,7 @@ func (c *Client) Send(ctx context.Context, auth PageAuth, req SendRequest) (Send
 		return SendResponse{}, err
 	}
 	var resp SendResponse
-	if err := c.do(ctx, http.MethodPost, "/"+seg+"/messages", auth.query(), req, auth.secrets(), &resp); err != nil {
+	if err := c.do(ctx, OpSend, http.MethodPost, "/"+seg+"/messages", auth.query(), req, auth.secrets(), &resp); err != nil {
 		return SendResponse{}, err
 	}
 	return resp, nil

@@ -20,7 +20,7 @@ func (c *Client) UnsubscribeApp(ctx context.Context, auth PageAuth) error {
 		Success bool `json:"success"`
 	}
 	p := "/" + seg + "/subscribed_apps"
-	if err := c.do(ctx, http.MethodDelete, p, auth.query(), nil, auth.secrets(), &w); err != nil {
+	if err := c.do(ctx, OpUnsubscribeApp, http.MethodDelete, p, auth.query(), nil, auth.secrets(), &w); err != nil {
 		return err
 	}
 	if !w.Success {

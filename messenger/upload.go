@@ -66,7 +66,7 @@ func (c *Client) UploadAttachment(ctx context.Context, auth PageAuth, f UploadFi
 		AttachmentID flexString `json:"attachment_id"`
 	}
 	p := "/" + seg + "/message_attachments"
-	if err := c.doBody(ctx, c.upload, http.MethodPost, p, auth.query(), body, length, contentType, auth.secrets(), &w); err != nil {
+	if err := c.doBody(ctx, OpUploadAttachment, c.upload, http.MethodPost, p, auth.query(), body, length, contentType, auth.secrets(), &w); err != nil {
 		return "", err
 	}
 	if w.AttachmentID == "" {

@@ -123,6 +123,16 @@ type (
 		MessageEdit *wireMessageEdit `json:"message_edit"`
 		Referral    *wireReferral    `json:"referral"`
 		Optin       json.RawMessage  `json:"optin"`
+		// Handover protocol (webhook field messaging_handovers).
+		PassThreadControl    *wireHandover `json:"pass_thread_control"`
+		TakeThreadControl    *wireHandover `json:"take_thread_control"`
+		RequestThreadControl *wireHandover `json:"request_thread_control"`
+	}
+	wireHandover struct {
+		NewOwnerAppID       flexString `json:"new_owner_app_id"`
+		PreviousOwnerAppID  flexString `json:"previous_owner_app_id"`
+		RequestedOwnerAppID flexString `json:"requested_owner_app_id"`
+		Metadata            string     `json:"metadata"`
 	}
 	wireParty struct {
 		ID flexString `json:"id"`
@@ -230,6 +240,12 @@ func parseEvent(raw json.RawMessage) (Event, error) {
 		ev.Referral = w.Referral.normalize()
 	case len(w.Optin) > 0 && !bytes.Equal(w.Optin, []byte("null")):
 		ev.Kind = KindOptin
+	case w.PassThreadControl != nil:
+		ev.setHandover(HandoverPass, w.PassThreadControl)
+	case w.TakeThreadControl != nil:
+		ev.setHandover(HandoverTake, w.TakeThreadControl)
+	case w.RequestThreadControl != nil:
+		ev.setHandover(HandoverRequest, w.RequestThreadControl)
 	}
 	// The documented conversation events always name both parties. Referrals
 	// (chat plugin guests come with a user_ref), opt-ins and unknown kinds
@@ -404,4 +420,10 @@ func (n *flexInt64) UnmarshalJSON(data []byte) error {
 	}
 	*n = 0
 	return nil
+}
+
+func (ev *Event) setHandover(action string, h *wireHandover) {
+	ev.Kind = KindHandover
+	ev.Handover = &Handover{Action: action, NewOwnerAppID: string(h.NewOwnerAppID), PreviousOwnerAppID: string(h.PreviousOwnerAppID),
+		RequestedOwnerAppID: string(h.RequestedOwnerAppID), Metadata: h.Metadata}
 }

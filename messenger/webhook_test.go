@@ -69,7 +69,7 @@ func TestParseWebhookBatch(t *testing.T) {
 	}
 	wantKinds := []EventKind{
 		KindMessage, KindMessage, KindMessage,
-		KindEcho, KindPostback, KindDelivery, KindRead, KindReaction, KindMessageEdit, KindReferral, KindOptin, KindUnknown, KindUnknown,
+		KindEcho, KindPostback, KindDelivery, KindRead, KindReaction, KindMessageEdit, KindReferral, KindOptin, KindHandover, KindUnknown,
 		KindMessage, KindEcho,
 	}
 	if !reflect.DeepEqual(kinds, wantKinds) {
@@ -140,7 +140,8 @@ func TestParseWebhookFields(t *testing.T) {
 			Referral: &Referral{Ref: "ad-landing", Source: "ADS", Type: "OPEN_THREAD", AdID: "6045246247433", RefererURI: "https://m.me/parley?ref=ad-landing"},
 		}},
 		{"optin", e1[7], Event{Kind: KindOptin, PageID: page, PSID: psid, Timestamp: 1718000001800}},
-		{"unknown kind kept", e1[8], Event{Kind: KindUnknown, PageID: page, PSID: psid, Timestamp: 1718000001900}},
+		{"handover: control passed to this app", e1[8], Event{Kind: KindHandover, PageID: page, PSID: psid, Timestamp: 1718000001900,
+			Handover: &Handover{Action: HandoverPass, NewOwnerAppID: "123", Metadata: "x"}}},
 		{"unknown kind without sender kept", e1[9], Event{Kind: KindUnknown, PageID: page, Timestamp: 1718000001950}},
 		{"standby message", e2[0], Event{
 			Kind: KindMessage, PageID: "2222", PSID: "8012345678901234", Timestamp: 1718000002100, Standby: true,

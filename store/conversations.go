@@ -101,6 +101,11 @@ func (r conversationRow) conversation() Conversation {
 // A zero StartedAt or UpdatedAt means now.
 func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err error) {
 	defer wrap(&err, "store.UpsertConversation(%q)", c.ID)
+	return s.upsertConversation(ctx, s.db, c)
+}
+
+// upsertConversation is UpsertConversation with q.
+func (s *Store) upsertConversation(ctx context.Context, q querier, c Conversation) error {
 	if c.ID == "" || c.PageRef == "" || c.AccountID == "" || c.FacebookPageID == "" || c.PSID == "" || c.State == "" {
 		return invalidf("id, page ref, account id, Facebook page id, PSID and state are required")
 	}
@@ -111,7 +116,7 @@ func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err err
 	if c.UpdatedAt.IsZero() {
 		c.UpdatedAt = now
 	}
-	_, err = exec(ctx, s.db, `
+	_, err := exec(ctx, q, `
 		INSERT INTO conversations (id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
 			previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason,
 			started_at, updated_at, revision)

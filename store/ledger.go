@@ -23,6 +23,10 @@ import (
 //     advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite), so that no two
 //     of them, in any processes, both read an agent's free capacity and take it.
 //
+// Each change also records its conversation events (queued, transfer,
+// offered, accepted, assigned: conversation_events.go) in its transaction,
+// for supervisors' metrics (queue_metrics.go).
+//
 // Functions: RouteAndEnqueue (ledger_route.go); DistributeRound,
 // AcceptOffer, DeclineOffer (ledger_offers.go); ClaimConversation,
 // ReleaseConversation, HoldForWrapUp (ledger_claims.go);

@@ -130,6 +130,9 @@ func (s *Store) ClaimConversation(ctx context.Context, c Claim) (_ Assignment, e
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, id, c.ConversationID, queueID, c.AgentID, c.How, waited, s.timestamp(now)); err != nil {
 			return fmt.Errorf("insert assignment: %w", err)
 		}
+		if err := s.recordClaim(ctx, tx, c, id, queueID, item, queued, hold, held, now); err != nil {
+			return err
+		}
 		qname, err := queueName(ctx, tx, queueID)
 		if err != nil {
 			return err
@@ -219,4 +222,24 @@ func (s *Store) HoldForWrapUp(ctx context.Context, conversationID string, now ti
 	defer wrap(&err, "store.HoldForWrapUp(%s)", conversationID)
 	_, err = exec(ctx, s.db, `UPDATE capacity_holds SET kind = 'wrap_up' WHERE conversation_id = ? AND kind = 'active'`, conversationID)
 	return err
+}
+
+// recordClaim records the assignment (with its wait in the queue when it
+// takes the conversation out of one: an answer) and, when the conversation
+// was answered already by another agent, its transfer out of that queue
+// (conversation events).
+func (s *Store) recordClaim(ctx context.Context, tx *sqlx.Tx, c Claim, assignmentID, queueID string, item itemRow, queued bool,
+	hold holdRow, held bool, now time.Time) error {
+	if held && hold.Kind != holdOffer && hold.AgentID != c.AgentID {
+		if err := s.recordConvEvent(ctx, tx, ConversationEvent{ConversationID: c.ConversationID, Kind: ConvEventTransfer,
+			Ref: assignmentID, QueueID: hold.QueueID, AgentID: hold.AgentID, Detail: "agent:" + c.AgentID, At: now}); err != nil {
+			return err
+		}
+	}
+	e := ConversationEvent{ConversationID: c.ConversationID, Kind: ConvEventAssigned, Ref: assignmentID, QueueID: queueID,
+		AgentID: c.AgentID, Detail: c.How, At: now}
+	if queued {
+		e.WaitedMS = waitedMS(sinceMS(now, item.EnqueuedAt))
+	}
+	return s.recordConvEvent(ctx, tx, e)
 }

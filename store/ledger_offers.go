@@ -141,6 +141,10 @@ func (s *Store) distributeRound(ctx context.Context, round string, now time.Time
 				AgentID: a.info.ID, AgentName: a.name, QueueID: it.row.QueueID, QueueName: qname, ExpiresAt: expires,
 				MadeAfterEvent: madeAfter}
 			out = append(out, o)
+			if err := s.recordConvEvent(ctx, tx, ConversationEvent{ConversationID: o.ConversationID, Kind: ConvEventOffered,
+				Ref: offerID, QueueID: o.QueueID, AgentID: o.AgentID, At: now}); err != nil {
+				return err
+			}
 			if announce {
 				evs = append(evs, offerCreatedEvent(o))
 			}
@@ -416,10 +420,11 @@ func (s *Store) AcceptOffer(ctx context.Context, conversationID, offerID, agentI
 		if err != nil {
 			return err
 		}
-		var waited int64
+		var waited, inQueue int64
 		var note string
 		if queued {
 			waited, note = sinceMS(now, item.WaitingSince), item.Note
+			inQueue = sinceMS(now, item.EnqueuedAt)
 		}
 		if err := execOne(ctx, tx, `UPDATE capacity_holds SET kind = 'active', expires_at = NULL
 			WHERE conversation_id = ? AND offer_id = ? AND kind = 'offer'`, conversationID, offerID); err != nil {
@@ -440,6 +445,10 @@ func (s *Store) AcceptOffer(ctx context.Context, conversationID, offerID, agentI
 			return err
 		}
 		if res.QueueName, err = queueName(ctx, tx, hold.QueueID); err != nil {
+			return err
+		}
+		if err := s.recordConvEvent(ctx, tx, ConversationEvent{ConversationID: conversationID, Kind: ConvEventAccepted, Ref: offerID,
+			QueueID: hold.QueueID, AgentID: agentID, WaitedMS: waitedMS(inQueue), At: now}); err != nil {
 			return err
 		}
 		res.ConversationID, res.AgentID, res.QueueID, res.How = conversationID, agentID, hold.QueueID, "accept"

@@ -127,6 +127,9 @@ func (s *Store) RouteAndEnqueue(ctx context.Context, r Route) (_ RouteResult, er
 				ev.DedupeKey = queuedDedupeKey(r.ConversationID, r.RouteID)
 			}
 			evs = append(evs, ev)
+			if err := s.recordQueued(ctx, tx, r, ch.queue.ID, item, queued, hold, held, now); err != nil {
+				return err
+			}
 		}
 		if err := s.refreshAgents(ctx, tx, agents...); err != nil {
 			return err
@@ -419,4 +422,37 @@ func itemPosition(ctx context.Context, q querier, conversationID string) (int, e
 		return 0, fmt.Errorf("position in queue: %w", err)
 	}
 	return before + 1, nil
+}
+
+// recordQueued records the conversation's entry into queueID and, when it
+// came from another queue or from an agent, its transfer out of the queue
+// it was waiting in or answered from (conversation events).
+func (s *Store) recordQueued(ctx context.Context, tx *sqlx.Tx, r Route, queueID string, item itemRow, queued bool,
+	hold holdRow, held bool, now time.Time) error {
+	ref := r.RouteID
+	if ref == "" {
+		var err error
+		if ref, err = newID(); err != nil {
+			return err
+		}
+	}
+	from, answered := "", held && hold.Kind != holdOffer
+	switch {
+	case queued:
+		from = item.QueueID
+	case held:
+		from = hold.QueueID
+	}
+	if from != "" && (answered || from != queueID) {
+		if err := s.recordConvEvent(ctx, tx, ConversationEvent{ConversationID: r.ConversationID, Kind: ConvEventTransfer,
+			Ref: ref, QueueID: from, AgentID: hold.AgentID, Detail: "queue:" + queueID, At: now}); err != nil {
+			return err
+		}
+	}
+	ws, err := workstreamOfPage(ctx, tx, r.PageRef)
+	if err != nil {
+		return err
+	}
+	return s.recordConvEvent(ctx, tx, ConversationEvent{ConversationID: r.ConversationID, Kind: ConvEventQueued, Ref: ref,
+		QueueID: queueID, WorkstreamID: ws, At: now})
 }

@@ -322,16 +322,25 @@ func (s *Store) MarkMessageSent(ctx context.Context, id, mid string, at time.Tim
 	if at.IsZero() {
 		at = s.clock()
 	}
-	n, err := exec(ctx, s.db, `
+	var n int64
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		n, err = exec(ctx, tx, `
 		UPDATE messages SET status = ?, mid = ?, sent_at = ?
 		WHERE id = ? AND direction = ? AND status = ?`,
-		StatusSent, mid, s.timestamp(at), id, DirectionOut, StatusPending)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
+			StatusSent, mid, s.timestamp(at), id, DirectionOut, StatusPending)
+		if err != nil || n == 0 {
+			return err
+		}
+		// An agent's first reply (supervisor metrics).
+		if err := s.recordFirstReply(ctx, tx, id, at); err != nil {
+			return err
+		}
 		// Receipts that came while it was pending apply now.
-		return s.applyReceiptsOf(ctx, s.db, id)
+		return s.applyReceiptsOf(ctx, tx, id)
+	})
+	if err != nil || n > 0 {
+		return err
 	}
 	cur, err := s.messageState(ctx, id)
 	if err != nil {

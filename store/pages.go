@@ -47,9 +47,18 @@ type Page struct {
 	// ThreadLookup says whether the token may read the thread's messages
 	// (pages_read_engagement and pages_manage_metadata); nil until checked.
 	ThreadLookup *bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	DeletedAt    *time.Time
+	// Health is what the periodic health check found (expiring,
+	// unsubscribed, silent), "" when nothing; AlertedState is the
+	// provisioning state last alerted. SilenceAfter: this page's silence
+	// threshold (0: the default).
+	HealthState     string
+	HealthReason    string
+	HealthCheckedAt *time.Time
+	AlertedState    string
+	SilenceAfter    time.Duration
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	DeletedAt       *time.Time
 }
 
 // PageFlag is a Send API refusal that concerns the page, not one message.
@@ -86,7 +95,11 @@ const (
 	ProvisioningFlagged              = "flagged"
 	ProvisioningError                = "error"
 	ProvisioningAwaitingVerification = "awaiting_verification"
-	ProvisioningRunning              = "running"
+	// Found by the periodic health check (issue 10):
+	ProvisioningUnsubscribed = "unsubscribed" // Meta dropped the app's subscription and re-subscribing failed
+	ProvisioningExpiring     = "expiring"     // the token or its data access expires soon
+	ProvisioningSilent       = "silent"       // no webhook for longer than the page's threshold, while it used to be busy
+	ProvisioningRunning      = "running"
 )
 
 // Provisioning derives where the page stands, and why, from its recorded
@@ -118,6 +131,8 @@ func (p Page) Provisioning() (state, reason string) {
 			waits = append(waits, "the app is not subscribed to the page's webhooks yet")
 		}
 		return ProvisioningAwaitingVerification, strings.Join(waits, "; ")
+	case p.HealthState != "":
+		return p.HealthState, p.HealthReason
 	}
 	return ProvisioningRunning, ""
 }
@@ -147,6 +162,11 @@ type pageRow struct {
 	FlagReason           string         `db:"flag_reason"`
 	FlaggedAt            sql.NullTime   `db:"flagged_at"`
 	ThreadLookup         sql.NullBool   `db:"thread_lookup"`
+	HealthState          string         `db:"health_state"`
+	HealthReason         string         `db:"health_reason"`
+	HealthCheckedAt      sql.NullTime   `db:"health_checked_at"`
+	AlertedState         string         `db:"alerted_state"`
+	SilenceAfterSeconds  int64          `db:"silence_after_seconds"`
 	CreatedAt            time.Time      `db:"created_at"`
 	UpdatedAt            time.Time      `db:"updated_at"`
 	DeletedAt            sql.NullTime   `db:"deleted_at"`
@@ -157,7 +177,8 @@ const pageColumns = `id, account_id, name, page_id, access_token_sealed, token_h
 	webhook_verified_at, token_checked_at, token_valid, token_error, token_expires_at,
 	subscribed_at, last_error, last_webhook_at, created_at, updated_at, deleted_at,
 	(SELECT webhook_verified_at FROM accounts WHERE accounts.id = pages.account_id) AS account_webhook_verified_at,
-	flag_code, flag_subcode, flag_class, flag_reason, flagged_at, thread_lookup`
+	flag_code, flag_subcode, flag_class, flag_reason, flagged_at, thread_lookup,
+	health_state, health_reason, health_checked_at, alerted_state, silence_after_seconds`
 
 // webhookVerified is when the account's webhook (or, before accounts
 // recorded it, this page's) was verified.
@@ -185,6 +206,11 @@ func (r pageRow) page() Page {
 		TokenError:           r.TokenError,
 		LastError:            r.LastError,
 		LastWebhookAt:        timePtr(r.LastWebhookAt),
+		HealthState:          r.HealthState,
+		HealthReason:         r.HealthReason,
+		HealthCheckedAt:      timePtr(r.HealthCheckedAt),
+		AlertedState:         r.AlertedState,
+		SilenceAfter:         time.Duration(r.SilenceAfterSeconds) * time.Second,
 		CreatedAt:            r.CreatedAt.UTC(),
 		UpdatedAt:            r.UpdatedAt.UTC(),
 		DeletedAt:            timePtr(r.DeletedAt),

@@ -31,6 +31,10 @@ type Queue struct {
 	// operating_hours (the periods) and holidays.
 	Hours    routing.OperatingHours
 	Overflow routing.Overflow
+	// ServiceLevel is the service-level threshold of the queue's metrics:
+	// a conversation answered within it is in service level
+	// (DefaultServiceLevel when zero at creation; whole seconds, 1s to 24h).
+	ServiceLevel time.Duration
 	// AgentIDs are the live agents that are members, sorted. Set with
 	// AddQueueAgent and RemoveQueueAgent; CreateQueue and UpdateQueue
 	// ignore it.
@@ -48,6 +52,8 @@ type QueueUpdate struct {
 	Method   *string
 	Hours    *routing.OperatingHours
 	Overflow *routing.Overflow
+	// ServiceLevel is the service-level threshold (whole seconds, 1s to 24h).
+	ServiceLevel *time.Duration
 }
 
 // Limits of a queue's settings.
@@ -58,6 +64,10 @@ const (
 	maxQueueHolidays   = routing.MaxHolidays
 	maxOverflowCount   = 1_000_000
 	maxOverflowWait    = 7 * 24 * time.Hour
+	// DefaultServiceLevel is a new queue's service-level threshold.
+	DefaultServiceLevel = 60 * time.Second
+	MinServiceLevel     = time.Second
+	MaxServiceLevel     = 24 * time.Hour
 )
 
 // FieldError is an ErrInvalid that names the field at fault by its JSON
@@ -128,6 +138,9 @@ func (q *Queue) normalize() error {
 	case routing.MethodHighestCapacity, routing.MethodRoundRobin:
 	default:
 		return fieldErrorf("assignment_method", "must be %s or %s, got %q", routing.MethodHighestCapacity, routing.MethodRoundRobin, q.Method)
+	}
+	if q.ServiceLevel < MinServiceLevel || q.ServiceLevel > MaxServiceLevel || q.ServiceLevel%time.Second != 0 {
+		return fieldErrorf("service_level_threshold", "must be a whole number of seconds from 1s to 24h, such as \"60s\" or \"2m\", got %q", q.ServiceLevel.String())
 	}
 	if err := normalizeHours(&q.Hours); err != nil {
 		return err
@@ -392,20 +405,22 @@ type queueRow struct {
 	OperatingHours string       `db:"operating_hours"`
 	Holidays       string       `db:"holidays"`
 	Overflow       string       `db:"overflow"`
+	ServiceLevelS  int64        `db:"service_level_seconds"`
 	CreatedAt      time.Time    `db:"created_at"`
 	UpdatedAt      time.Time    `db:"updated_at"`
 	DeletedAt      sql.NullTime `db:"deleted_at"`
 }
 
 const queueColumns = `id, name, priority, assignment_method, time_zone, operating_hours, holidays, overflow,
-	created_at, updated_at, deleted_at`
+	service_level_seconds, created_at, updated_at, deleted_at`
 
 func (r queueRow) queue() (Queue, error) {
 	q := Queue{
 		ID: r.ID, Name: r.Name, Priority: r.Priority, Method: r.Method,
-		Hours:     routing.OperatingHours{TimeZone: r.TimeZone, Periods: []routing.Period{}, Holidays: []string{}},
-		AgentIDs:  []string{},
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), DeletedAt: timePtr(r.DeletedAt),
+		Hours:        routing.OperatingHours{TimeZone: r.TimeZone, Periods: []routing.Period{}, Holidays: []string{}},
+		AgentIDs:     []string{},
+		ServiceLevel: time.Duration(r.ServiceLevelS) * time.Second,
+		CreatedAt:    r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), DeletedAt: timePtr(r.DeletedAt),
 	}
 	for _, c := range []struct {
 		name string
@@ -448,7 +463,7 @@ func queueRowOf(q Queue) (queueRow, error) {
 	return queueRow{
 		ID: q.ID, Name: q.Name, Priority: q.Priority, Method: q.Method, TimeZone: q.Hours.TimeZone,
 		OperatingHours: string(periods), Holidays: string(holidays), Overflow: string(overflow),
-		CreatedAt: q.CreatedAt, UpdatedAt: q.UpdatedAt,
+		ServiceLevelS: int64(q.ServiceLevel / time.Second), CreatedAt: q.CreatedAt, UpdatedAt: q.UpdatedAt,
 	}, nil
 }
 
@@ -465,6 +480,9 @@ func (s *Store) CreateQueue(ctx context.Context, q Queue) (_ Queue, err error) {
 	if q.ID, err = newID(); err != nil {
 		return Queue{}, err
 	}
+	if q.ServiceLevel == 0 {
+		q.ServiceLevel = DefaultServiceLevel
+	}
 	if err := q.normalize(); err != nil {
 		return Queue{}, err
 	}
@@ -479,8 +497,8 @@ func (s *Store) CreateQueue(ctx context.Context, q Queue) (_ Queue, err error) {
 			return err
 		}
 		_, err := exec(ctx, tx, `INSERT INTO queues (id, name, priority, assignment_method, time_zone, operating_hours,
-				holidays, overflow, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, r.Name, r.Priority, r.Method, r.TimeZone, r.OperatingHours, r.Holidays, r.Overflow,
+				holidays, overflow, service_level_seconds, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Name, r.Priority, r.Method, r.TimeZone, r.OperatingHours, r.Holidays, r.Overflow, r.ServiceLevelS,
 			s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt))
 		if isUniqueViolation(err) {
 			return queueNameTaken(q.Name, err)
@@ -589,6 +607,7 @@ func (s *Store) UpdateQueue(ctx context.Context, id string, u QueueUpdate) (_ Qu
 		setIf(&q.Method, u.Method)
 		setIf(&q.Hours, u.Hours)
 		setIf(&q.Overflow, u.Overflow)
+		setIf(&q.ServiceLevel, u.ServiceLevel)
 		if err := q.normalize(); err != nil {
 			return err
 		}
@@ -601,9 +620,9 @@ func (s *Store) UpdateQueue(ctx context.Context, id string, u QueueUpdate) (_ Qu
 			return err
 		}
 		err = execOne(ctx, tx, `UPDATE queues SET name = ?, priority = ?, assignment_method = ?, time_zone = ?,
-				operating_hours = ?, holidays = ?, overflow = ?, updated_at = ?
+				operating_hours = ?, holidays = ?, overflow = ?, service_level_seconds = ?, updated_at = ?
 			WHERE id = ? AND deleted_at IS NULL`,
-			r.Name, r.Priority, r.Method, r.TimeZone, r.OperatingHours, r.Holidays, r.Overflow, s.timestamp(r.UpdatedAt), id)
+			r.Name, r.Priority, r.Method, r.TimeZone, r.OperatingHours, r.Holidays, r.Overflow, r.ServiceLevelS, s.timestamp(r.UpdatedAt), id)
 		if isUniqueViolation(err) {
 			return queueNameTaken(q.Name, err)
 		}

@@ -73,7 +73,7 @@ func TestQueues(t *testing.T) {
 		night := mustCreateQueue(t, s, "Night", 5)
 		want := Queue{ID: night.ID, Name: "Night", Priority: 5, Method: routing.MethodHighestCapacity,
 			Hours:    routing.OperatingHours{Periods: []routing.Period{}, Holidays: []string{}},
-			AgentIDs: []string{}, CreatedAt: night.CreatedAt, UpdatedAt: night.CreatedAt}
+			AgentIDs: []string{}, ServiceLevel: DefaultServiceLevel, CreatedAt: night.CreatedAt, UpdatedAt: night.CreatedAt}
 		if night.ID == "" || night.CreatedAt.IsZero() || !reflect.DeepEqual(night, want) {
 			t.Errorf("CreateQueue = %+v\nwant %+v", night, want)
 		}
@@ -98,6 +98,7 @@ func TestQueues(t *testing.T) {
 		}
 		want = in
 		want.ID, want.CreatedAt, want.UpdatedAt, want.AgentIDs = billing.ID, billing.CreatedAt, billing.CreatedAt, []string{}
+		want.ServiceLevel = DefaultServiceLevel
 		want.Hours.Periods = []routing.Period{{Day: "monday", Start: "09:00", End: "17:30"}, {Day: "friday", Start: "22:00", End: "02:00"}, {Day: "sunday", Start: "00:00", End: "24:00"}}
 		want.Hours.Holidays = []string{"2026-01-01", "2026-12-25"}
 		if !reflect.DeepEqual(billing, want) {

@@ -143,6 +143,12 @@ func (s *Store) ConfirmEcho(ctx context.Context, messageID, mid string, metaAt t
 			WHERE id = ?`, status, mid, s.timestamp(metaAt), note, note, note, note, messageID); err != nil {
 			return err
 		}
+		if cur.Status == StatusPending || cur.Status == StatusFailed {
+			// An agent's first reply (supervisor metrics).
+			if err := s.recordFirstReply(ctx, tx, messageID, metaAt); err != nil {
+				return err
+			}
+		}
 		_, err := s.applyStoredReceipts(ctx, tx, cur.FacebookPageID, cur.PSID)
 		return err
 	})

@@ -48,6 +48,10 @@ type Options struct {
 	ReplyWindow, HumanAgentWindow time.Duration
 	// Config sets more PARLEY_* variables (e.g. PARLEY_ECHO_WAIT).
 	Config map[string]string
+	// Metrics serves GET /metrics on a loopback port of its own
+	// (Env.MetricsURL); without it no metrics listener runs, here or in
+	// ProcessEnv's processes (PARLEY_METRICS_ADDR=off).
+	Metrics bool
 }
 
 // Env is a running Parley.
@@ -61,6 +65,8 @@ type Env struct {
 	MetaURL  string
 	// TemporalAddress is the dev server's frontend; it survives RestartTemporal.
 	TemporalAddress string
+	// MetricsURL is GET /metrics (Options.Metrics); it survives RestartParley.
+	MetricsURL string
 
 	cli      string
 	cfg      config.Config
@@ -71,6 +77,9 @@ type Env struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	mu       sync.Mutex
+
+	// metricsAddr is the metrics listener's address ("" none).
+	metricsAddr string
 }
 
 // TemporalCLI finds the Temporal CLI: $PARLEY_TEMPORAL_CLI, else bin/temporal
@@ -149,6 +158,9 @@ func Start(t testing.TB, opts Options) *Env {
 		"PARLEY_HUMAN_AGENT_WINDOW": opts.HumanAgentWindow.String(),
 		"PARLEY_LOG_LEVEL":          "warn",
 		"PARLEY_TEMPORAL_NAMESPACE": "default",
+		// Parallel tests (and their parley processes) must not all take
+		// the default port; Options.Metrics serves on a free one.
+		"PARLEY_METRICS_ADDR": "off",
 	}
 	for k, v := range opts.Config {
 		vars[k] = v
@@ -162,6 +174,10 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	e.cfg, e.noWorker = cfg, opts.NoWorker
+	if opts.Metrics {
+		e.metricsAddr = freeAddr(t)
+		e.MetricsURL = "http://" + e.metricsAddr + "/metrics"
+	}
 	e.startParley(ln)
 	t.Cleanup(e.stop)
 	return e
@@ -179,6 +195,13 @@ func (e *Env) startParley(ln net.Listener) {
 		e.t.Fatal(err)
 	}
 	e.goRun(func() error { return e.App.ServeHTTP(ctx, ln) })
+	if e.metricsAddr != "" {
+		mln, err := net.Listen("tcp", e.metricsAddr)
+		if err != nil {
+			e.t.Fatalf("metrics listener on %s: %v", e.metricsAddr, err)
+		}
+		e.goRun(func() error { return e.App.ServeMetrics(ctx, mln) })
+	}
 	if !e.noWorker {
 		e.goRun(func() error { return e.App.RunWorker(ctx) })
 	}

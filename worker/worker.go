@@ -19,6 +19,7 @@ import (
 
 	"parley/activities"
 	"parley/messenger"
+	"parley/metrics"
 	"parley/store"
 	"parley/workflows"
 )
@@ -36,6 +37,10 @@ type Deps struct {
 	Offers activities.OfferDeliverer
 	// PublicURL is Parley's public base URL: survey links start with it.
 	PublicURL string
+	// Metrics counts the offers (nil: not counted).
+	Metrics *metrics.Metrics
+	// Health tunes the page health check and says where alerts go.
+	Health activities.HealthSettings
 }
 
 // Register adds Parley's workflows and activities to a worker (or a test
@@ -53,10 +58,17 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(send.MarkMessageFailed, activity.RegisterOptions{Name: activities.MarkMessageFailedName})
 	r.RegisterActivityWithOptions(send.MarkPageTokenInvalid, activity.RegisterOptions{Name: activities.MarkPageTokenInvalidName})
 	r.RegisterActivityWithOptions(send.LoadSettings, activity.RegisterOptions{Name: activities.LoadSettingsName})
+	r.RegisterActivityWithOptions(send.ControlThread, activity.RegisterOptions{Name: activities.ControlThreadName})
+	// The page health check (issue 10), run by its schedule.
+	r.RegisterWorkflowWithOptions(workflows.PageHealthWorkflow, workflow.RegisterOptions{Name: workflows.PageHealthWorkflowName})
+	health := &activities.PageHealth{Store: d.Store, Graph: d.Graph, Log: d.Log, Settings: d.Health, Alerted: d.Metrics.PageAlert}
+	r.RegisterActivityWithOptions(health.ListPagesToCheck, activity.RegisterOptions{Name: activities.ListPagesToCheckName})
+	r.RegisterActivityWithOptions(health.CheckPageHealth, activity.RegisterOptions{Name: activities.CheckPageHealthName})
+	r.RegisterActivityWithOptions(health.SendPageAlert, activity.RegisterOptions{Name: activities.SendPageAlertName})
 	r.RegisterActivityWithOptions(send.FindSentMessage, activity.RegisterOptions{Name: activities.FindSentMessageName})
 	r.RegisterActivityWithOptions(conv.UnrecordedEvents, activity.RegisterOptions{Name: activities.UnrecordedEventsName})
 	r.RegisterActivityWithOptions(conv.RecordOutsideConversation, activity.RegisterOptions{Name: activities.RecordOutsideConversationName})
-	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Log: d.Log}
+	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Log: d.Log, Metrics: d.Metrics}
 	for name, f := range map[string]any{
 		activities.RouteConversationName: rt.RouteConversation,
 		activities.AcceptOfferName:       rt.AcceptOffer,
@@ -84,7 +96,7 @@ func Register(r sdkworker.Registry, d Deps) {
 // calls (ReleaseCapacity is the conversations' too).
 func RegisterDistributor(r sdkworker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.DistributorWorkflow, workflow.RegisterOptions{Name: workflows.DistributorWorkflowName})
-	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Offers: d.Offers, Log: d.Log}
+	rt := &activities.Routing{Store: d.Store, Waker: d.Waker, Offers: d.Offers, Log: d.Log, Metrics: d.Metrics}
 	r.RegisterActivityWithOptions(rt.DistributeRound, activity.RegisterOptions{Name: activities.DistributeRoundName})
 	r.RegisterActivityWithOptions(rt.DistributeAndDeliver, activity.RegisterOptions{Name: activities.DistributeAndDeliverName})
 	r.RegisterActivityWithOptions(rt.ReleaseCapacity, activity.RegisterOptions{Name: activities.ReleaseCapacityName})

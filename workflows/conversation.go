@@ -235,6 +235,10 @@ type ConversationState struct {
 
 	// Survey is the post-conversation survey waiting for an answer (issue 9).
 	Survey *SurveyState `json:"post_survey,omitempty"`
+	// ThreadOwner is the app controlling the Messenger thread when it is not
+	// Parley (handover protocol), since ThreadOwnerSince: nothing is sent.
+	ThreadOwner      string    `json:"thread_owner,omitempty"`
+	ThreadOwnerSince time.Time `json:"thread_owner_since,omitzero"`
 	// AutoClosed: the conversation auto-closed (the reason) and waits in
 	// wrap-up only for its post-survey.
 	AutoClosed string `json:"auto_closed,omitempty"`

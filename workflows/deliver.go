@@ -38,7 +38,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 	notAttempted := 0
 	var firstTry time.Time
 	for attempt := 1; ; {
-		m := ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated)
+		m := c.threadMode(ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated))
 		if forceHumanAgent && m.Mode == ModeResponse {
 			m.Mode, m.MessagingType, m.Tag = ModeHumanAgent, messenger.MessagingTypeMessageTag, messenger.TagHumanAgent
 		}

@@ -202,6 +202,7 @@ func (c *conversation) locked(ctx workflow.Context, f func() error) error {
 // onEvents records what the customer (or Meta) sent and applies the
 // transitions it causes.
 func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) error {
+	c.trackThread(ctx, events)
 	if c.state.Survey != nil && c.state.State == StateWrapUp {
 		// The customer's answers belong to the post-survey, not to a new conversation.
 		rest, err := c.onSurveyEvents(ctx, events)
@@ -210,7 +211,7 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 		}
 		events = rest
 	}
-	if c.state.State == StateWrapUp && opensWindow(events) {
+	if c.state.State == StateWrapUp && opensWindow(events) && !(c.state.ThreadOwner != "" && standbyOnly(events)) {
 		// The agent has ended this conversation: the customer's new message
 		// opens the next one, linked to this.
 		c.next = append(c.next, events...)
@@ -236,6 +237,9 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 		if err := c.loadProfile(ctx); err != nil {
 			return err
 		}
+	}
+	if c.state.ThreadOwner != "" && standbyOnly(events) {
+		return nil // the customer talks to another app: no work for agents
 	}
 	if c.state.State == StateWaiting && c.routingOn() {
 		// Set aside by the agent: the customer's reply brings it back to a
@@ -342,7 +346,7 @@ func (c *conversation) inactivityDeadline() time.Time {
 
 func (c *conversation) mode(now time.Time, automated bool) Mode {
 	tag := c.state.Settings != nil && c.state.Settings.HumanAgentTag
-	return ReplyMode(now, c.state.LastCustomerMessageAt, c.windows, tag, automated)
+	return c.threadMode(ReplyMode(now, c.state.LastCustomerMessageAt, c.windows, tag, automated))
 }
 
 // arm keeps one timer per deadline (lazy deadlines).

@@ -104,7 +104,9 @@ func (c *conversation) start(ctx workflow.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if fresh {
+		// A customer talking to another app (standby) opens no work for
+		// agents: recorded with the latest conversation, like the rest.
+		if fresh && !(standbyOnly(events) && c.handoverOn(ctx)) {
 			c.in.Pending = events
 			return true, c.open(ctx)
 		}

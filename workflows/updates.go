@@ -94,6 +94,7 @@ func (c *conversation) registerUpdates(ctx workflow.Context) error {
 		{UpdateEnd, "The agent ends the conversation (wrap-up)", c.end, c.validateEnd},
 		{UpdateClose, "Close the conversation now", c.closeByRequest, c.validateClose},
 		{UpdateSendReply, "Send the agent's reply to the customer, inside Meta's rules", c.sendReply, c.validateReply},
+		{UpdateThreadControl, "Take the Messenger thread back from another app, or pass it to one", c.threadControl, c.validateThreadControl},
 	}
 	if c.routingV {
 		updates = append(updates, c.routingUpdates()...)
@@ -322,7 +323,7 @@ func (c *conversation) validateReply(ctx workflow.Context, r ReplyRequest) error
 			return refuse("the attachment URL must be an absolute http(s) URL")
 		}
 	}
-	if m := ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, r.HumanAgentTag, false); m.Mode == ModeNone {
+	if m := c.threadMode(ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, r.HumanAgentTag, false)); m.Mode == ModeNone {
 		return refuse("%s", m.Reason)
 	}
 	return nil
@@ -446,7 +447,7 @@ func (c *conversation) send(ctx workflow.Context, parts []outgoing) ([]MessageRe
 	entries := make([]activities.TranscriptEntry, len(parts))
 	results := make([]MessageResult, len(parts))
 	for i, p := range parts {
-		m := ReplyMode(now, c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated)
+		m := c.threadMode(ReplyMode(now, c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated))
 		e := activities.TranscriptEntry{
 			Seq: c.state.NextSeq, Kind: string(messenger.KindMessage), Direction: "out", Sender: p.sender,
 			Text: p.text, At: now, Status: "pending", MessagingType: m.MessagingType, Tag: m.Tag,
@@ -498,7 +499,7 @@ func (c *conversation) deliver(ctx workflow.Context, p outgoing, e activities.Tr
 	}
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
-			m := ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated)
+			m := c.threadMode(ReplyMode(workflow.Now(ctx), c.state.LastCustomerMessageAt, c.windows, p.tagOn, p.automated))
 			if m.Mode == ModeNone {
 				return c.failed(ctx, res, 0, 0, "not sent: "+m.Reason)
 			}

@@ -88,6 +88,9 @@ func run(args []string) error {
 		}
 		defer a.Close()
 		g, gctx := errgroup.WithContext(ctx)
+		// Every process serves its own metrics (the worker's Temporal
+		// SDK metrics included): give each its own PARLEY_METRICS_ADDR.
+		g.Go(func() error { return a.ListenAndServeMetrics(gctx) })
 		if cmd != "worker" {
 			g.Go(func() error { return a.ListenAndServe(gctx) })
 		}

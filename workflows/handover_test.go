@@ -1,0 +1,85 @@
+package workflows_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"parley/activities"
+	"parley/messenger"
+	"parley/workflows"
+)
+
+// handover is a messaging_handovers event at start+d.
+func (h *harness) handover(d time.Duration, action, newOwner, previousOwner string) {
+	h.events(d, messenger.Event{Kind: messenger.KindHandover, PageID: "111", PSID: "222", Timestamp: h.start.Add(d).UnixMilli(),
+		Handover: &messenger.Handover{Action: action, NewOwnerAppID: newOwner, PreviousOwnerAppID: previousOwner}})
+}
+
+// standby is the customer's message to another app, at start+d.
+func (h *harness) standby(d time.Duration, mid, text string) {
+	h.events(d, messenger.Event{Kind: messenger.KindMessage, PageID: "111", PSID: "222", MID: mid, Text: text, Standby: true,
+		Timestamp: h.start.Add(d).UnixMilli()})
+}
+
+// While the Page Inbox controls the thread, the agent's reply is refused
+// with the reason and the customer's standby messages are recorded without
+// bringing work back; once the agent takes control, replies go again.
+func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *testing.T) {
+	h := newHarness(t)
+	var calls []activities.ThreadControlInput
+	h.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.ThreadControlInput) error {
+		calls = append(calls, in)
+		return nil
+	}, activity.RegisterOptions{Name: activities.ControlThreadName})
+	h.customer(0, "m1", "hello")
+	h.assignAt(time.Minute)
+	h.actionAt(2*time.Minute, "aside", workflows.UpdateSetWaiting)
+	h.handover(3*time.Minute, messenger.HandoverTake, messenger.PageInboxAppID, "999")
+	h.replyAt(4*time.Minute, "refused", "Any news?", false)
+	h.standby(5*time.Minute, "m2", "talking to the page's people")
+	var during workflows.ConversationState
+	h.at(6*time.Minute, func() { during = h.state() })
+	h.at(7*time.Minute, func() {
+		h.update(0, "take", workflows.UpdateThreadControl, workflows.ThreadControlRequest{ConversationID: h.state().ConversationID, Take: true, ActorAgentID: "agent-1"})
+	})
+	h.replyAt(8*time.Minute, "sent", "I am back with you.", false)
+	h.run(10 * time.Minute)
+
+	if msg := h.refused("refused"); !strings.Contains(msg, "the Page Inbox (Meta Business Suite) controls this thread") || !strings.Contains(msg, "take-control") {
+		t.Errorf("reply while the Page Inbox has the thread: %q, want refused with the reason", msg)
+	}
+	if during.ThreadOwner != messenger.PageInboxAppID || during.State != workflows.StateWaiting {
+		t.Errorf("after the standby message: owner %q, state %s; want the Page Inbox, still waiting (no work for agents)", during.ThreadOwner, during.State)
+	}
+	recorded := false
+	for _, e := range h.entries {
+		recorded = recorded || e.MID == "m2"
+	}
+	if !recorded {
+		t.Error("the standby message is not in the transcript")
+	}
+	h.completed("take")
+	if len(calls) != 1 || !calls[0].Take || calls[0].PSID != "222" {
+		t.Errorf("Meta calls %+v, want one take_thread_control", calls)
+	}
+	if r := h.reply("sent"); len(r.Messages) != 1 || r.Messages[0].Status != "sent" {
+		t.Errorf("reply after taking control: %+v, want sent", r)
+	}
+}
+
+// A customer who only talks to another app (standby) opens no conversation.
+func TestStandbyMessagesOpenNoConversation(t *testing.T) {
+	h := newHarness(t)
+	h.standby(0, "m1", "hi, bot")
+	h.env.ExecuteWorkflow(workflows.ConversationWorkflowName, h.input())
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatalf("workflow ended with %v, want no conversation", err)
+	}
+	if h.opened != 0 || len(h.outside) != 1 || h.outside[0].MID != "m1" {
+		t.Errorf("opened %d, recorded outside %+v; want none opened, m1 recorded", h.opened, h.outside)
+	}
+}
