@@ -14,6 +14,7 @@ import (
 
 	"parley/blobs"
 	"parley/messenger"
+	"parley/ratelimit"
 	"parley/routing"
 	"parley/store"
 )
@@ -71,7 +72,19 @@ const (
 	// OutcomeUnknown: we cannot tell whether Meta accepted it (network
 	// error, 5xx, temporary error). Wait for its echo before retrying.
 	OutcomeUnknown = "unknown"
+	// OutcomeDelayed: the page's send limiter held it back (Meta's rate,
+	// or a pause while Meta throttles the page): Meta was not called; send
+	// again after RetryAfter.
+	OutcomeDelayed = "delayed"
 )
+
+// maxLimiterWait is the longest the send activity itself waits for the
+// page's limiter; a longer wait goes back to the workflow as a timer.
+const maxLimiterWait = time.Second
+
+// throttlePause is how long a page's sends pause when Meta throttles it
+// without saying for how long.
+const throttlePause = time.Minute
 
 // SendOutcome is what happened to one Send API call.
 type SendOutcome struct {
@@ -81,6 +94,8 @@ type SendOutcome struct {
 	Subcode int    `json:"subcode,omitempty"`
 	Class   string `json:"class,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// RetryAfter: when delayed or throttled, how long the page's sends wait.
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
 }
 
 // Sender sends messages through the Graph API.
@@ -128,12 +143,75 @@ func (a *Sender) send(ctx context.Context, auth messenger.PageAuth, in SendInput
 		Tag:           in.Tag,
 		Message:       msg,
 	}
+	lane := ratelimit.LaneOf(in.AttachmentType)
+	if in.File != nil {
+		lane = ratelimit.LaneOf(in.File.Type)
+	}
+	if out, held := a.limit(ctx, in, lane); held {
+		return out
+	}
 	res, err := a.Graph.Send(ctx, auth, req)
 	out := classify(res, err)
+	a.adviseLimiter(ctx, in, res, err, &out)
 	a.log().InfoContext(ctx, "send api call", append([]any{"message", in.MessageID, "page", in.FacebookPageID, "psid", in.PSID,
 		"messaging_type", in.MessagingType, "tag", in.Tag, "outcome", out.Outcome, "code", out.Code, "subcode", out.Subcode,
 		"attempt", activity.GetInfo(ctx).Attempt}, attrs...)...)
 	return out
+}
+
+// limit takes the call's place in the page's limiter, shared by every
+// worker: a short wait is spent here, a longer one (or a pause while Meta
+// throttles the page) goes back to the workflow as OutcomeDelayed. A
+// limiter that cannot be read does not stop the send: Meta's own limits
+// still apply, and throttling is handled when it comes.
+func (a *Sender) limit(ctx context.Context, in SendInput, lane string) (SendOutcome, bool) {
+	wait, why, err := a.Store.ReserveSend(ctx, in.PageRef, lane, time.Now())
+	if err != nil {
+		a.log().WarnContext(ctx, "send limiter unavailable; sending anyway", "page", in.PageRef, "err", err)
+		return SendOutcome{}, false
+	}
+	if wait > maxLimiterWait {
+		return SendOutcome{Outcome: OutcomeDelayed, RetryAfter: wait, Reason: "delayed by " + why}, true
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return SendOutcome{Outcome: OutcomeDelayed, RetryAfter: wait, Reason: "delayed by " + why}, true
+		case <-t.C:
+		}
+	}
+	return SendOutcome{}, false
+}
+
+// adviseLimiter applies Meta's X-Business-Use-Case-Usage advice: a
+// throttled page pauses every worker's sends until Meta accepts calls
+// again; a page whose budget is nearly spent is slowed down for a minute.
+func (a *Sender) adviseLimiter(ctx context.Context, in SendInput, res messenger.SendResponse, err error, out *SendOutcome) {
+	usage := res.Usage
+	if ge, ok := messenger.AsGraphError(err); ok {
+		usage = ge.Usage
+	}
+	now := time.Now()
+	if out.Class == string(messenger.ClassThrottled) {
+		pause := throttlePause
+		if usage != nil && usage.RegainAccess > 0 {
+			pause = usage.RegainAccess
+		}
+		out.RetryAfter = pause
+		reason := fmt.Sprintf("Meta throttling the page (code %d), until %s", out.Code, now.Add(pause).UTC().Format(time.RFC3339))
+		if perr := a.Store.PauseSends(ctx, in.PageRef, now.Add(pause), reason); perr != nil {
+			a.log().WarnContext(ctx, "could not pause the page's sends", "page", in.PageRef, "err", perr)
+		}
+		a.log().WarnContext(ctx, "page throttled by Meta: sends paused", "page", in.FacebookPageID, "code", out.Code, "pause", pause.String())
+		return
+	}
+	if usage != nil && usage.Percent >= 75 {
+		if serr := a.Store.SlowSends(ctx, in.PageRef, ratelimit.FactorFor(usage.Percent), now.Add(time.Minute)); serr != nil {
+			a.log().WarnContext(ctx, "could not slow the page's sends", "page", in.PageRef, "err", serr)
+		}
+	}
 }
 
 // pageAuth reads what a call on behalf of the page needs: ErrNotFound when

@@ -110,7 +110,6 @@ func TestSendMessageClassifiesMetasAnswers(t *testing.T) {
 		class         messenger.ErrorClass
 	}{
 		{name: "outside the window", code: 10, subcode: 2018278, outcome: activities.OutcomeRefused, class: messenger.ClassOutsideWindow},
-		{name: "throttled", code: 613, outcome: activities.OutcomeRetry, class: messenger.ClassThrottled},
 		{name: "token invalid", code: 190, subcode: 460, outcome: activities.OutcomeRefused, class: messenger.ClassTokenInvalid},
 		{name: "user unavailable", code: 551, outcome: activities.OutcomeRefused, class: messenger.ClassUserUnavailable},
 		{name: "temporary: may have been accepted", code: 2, outcome: activities.OutcomeUnknown, class: messenger.ClassTemporary},
@@ -135,6 +134,20 @@ func TestSendMessageClassifiesMetasAnswers(t *testing.T) {
 	}
 	if last := sent[len(sent)-1]; last.Metadata != activities.Metadata("msg-ok") || last.MessagingType != "RESPONSE" || last.Tag != "" {
 		t.Errorf("Meta received %+v, want RESPONSE, untagged, with Parley's id in metadata", last)
+	}
+
+	// Throttled: retry, after the pause Meta's usage header gives (the
+	// fake: a minute); meanwhile every send of the page waits, without
+	// calling Meta.
+	fake.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, Code: 613})
+	out = send(t, a, page, "msg-throttled")
+	if out.Outcome != activities.OutcomeRetry || out.Class != string(messenger.ClassThrottled) || out.RetryAfter != time.Minute {
+		t.Errorf("throttled: %+v, want retry after a minute", out)
+	}
+	calls := len(fake.Calls())
+	out = send(t, a, page, "msg-after")
+	if out.Outcome != activities.OutcomeDelayed || out.RetryAfter < 55*time.Second || !strings.Contains(out.Reason, "code 613") || len(fake.Calls()) != calls {
+		t.Errorf("while paused: %+v after %d new calls, want delayed about a minute with the reason, Meta not called", out, len(fake.Calls())-calls)
 	}
 }
 

@@ -16,6 +16,9 @@ type GraphError struct {
 	Type       string `json:"type,omitempty"`
 	Message    string `json:"message,omitempty"`
 	FBTraceID  string `json:"fbtrace_id,omitempty"`
+	// Usage is Meta's X-Business-Use-Case-Usage header, if it sent one
+	// (with throttling: how long until calls are accepted again).
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // Error includes the code/subcode, Meta's message and the fbtrace_id that

@@ -377,6 +377,7 @@ func (c *Client) doBody(ctx context.Context, name string, hc *http.Client, metho
 	// answer is in hand, and failing now would make a sent message look unsent.
 
 	if ge := graphError(resp.StatusCode, data, secrets); ge != nil {
+		ge.Usage = parseUsage(resp.Header)
 		return ge
 	}
 	if out == nil {
@@ -384,6 +385,9 @@ func (c *Client) doBody(ctx context.Context, name string, hc *http.Client, metho
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("messenger: %s: %w: %w", op, ErrUnexpectedResponse, err)
+	}
+	if uc, ok := out.(usageCarrier); ok {
+		uc.setUsage(parseUsage(resp.Header))
 	}
 	return nil
 }

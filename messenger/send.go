@@ -84,6 +84,8 @@ type QuickReply struct {
 type SendResponse struct {
 	RecipientID string `json:"recipient_id"`
 	MessageID   string `json:"message_id"`
+	// Usage is Meta's X-Business-Use-Case-Usage header, if it sent one.
+	Usage *Usage `json:"-"`
 }
 
 // Send calls the Send API: POST /{version}/{page-id}/messages with req as

@@ -90,7 +90,24 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 				return res, err
 			}
 			return c.failed(ctx, res, out.Code, out.Subcode, out.Reason)
+		case activities.OutcomeDelayed:
+			// The page's limiter held it back (Meta was not called): wait
+			// for its turn; it keeps its place in the conversation's order.
+			if err := c.pause(ctx, max(out.RetryAfter, time.Second), "wait for the page's send limit: "+out.Reason); err != nil {
+				return res, err
+			}
+			continue
 		case activities.OutcomeRetry:
+			if c.sendLimitsOn(ctx) {
+				// Meta throttles the page: its sends pause (the limiter
+				// tells every worker); this one is delayed, not given up,
+				// for as long as Meta's windows allow (checked above).
+				if err := c.pause(ctx, max(out.RetryAfter, backoff(attempt)), "pause before sending again (Meta is throttling the page)"); err != nil {
+					return res, err
+				}
+				attempt++
+				continue
+			}
 			if attempt >= c.limits.MaxSendAttempts {
 				return c.failed(ctx, res, out.Code, out.Subcode, fmt.Sprintf("gave up after %d attempts: %s", attempt, out.Reason))
 			}
@@ -111,6 +128,16 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 		}
 		attempt++
 	}
+}
+
+// versionSendLimits: per-page send limits (issue 10). A throttled send
+// waits for Meta's pause instead of giving up after MaxSendAttempts. Asked
+// lazily, at the first throttled answer, so that histories recorded before
+// it replay unchanged.
+const versionSendLimits = "send-limits"
+
+func (c *conversation) sendLimitsOn(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, versionSendLimits, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 }
 
 // sendInput is the Send API call for one message, as res says to send it.

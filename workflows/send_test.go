@@ -188,3 +188,37 @@ func TestContinueAsNewKeepsStateAndOrder(t *testing.T) {
 		}
 	}
 }
+
+// Meta throttles the page for longer than the attempts Parley would make
+// for other errors: the reply waits for each pause Meta gives and is sent,
+// never given up while the window lasts; a send the page's limiter holds
+// back (delayed) waits its turn without calling Meta and without counting
+// as an attempt. The two replies keep their order.
+func TestAThrottledPageDelaysRepliesInOrderInsteadOfGivingUp(t *testing.T) {
+	h := newHarness(t)
+	throttled := activities.SendOutcome{Outcome: activities.OutcomeRetry, Code: 613, Class: "throttled", RetryAfter: 10 * time.Minute}
+	for range 8 {
+		h.script = append(h.script, throttled)
+	}
+	h.script = append(h.script, activities.SendOutcome{Outcome: activities.OutcomeDelayed, RetryAfter: 3 * time.Second, Reason: "delayed by the page's send rate"})
+	activeConversation(h)
+	h.replyAt(time.Hour, "first", "one", false)
+	h.replyAt(time.Hour+time.Second, "second", "two", false)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 4*time.Hour)
+	h.env.ExecuteWorkflow(workflows.ConversationWorkflowName, h.input())
+	first, second := h.reply("first").Messages[0], h.reply("second").Messages[0]
+	if first.Status != "sent" || second.Status != "sent" {
+		t.Fatalf("replies %+v and %+v, want both sent", first, second)
+	}
+	var texts []string
+	for _, s := range h.sends {
+		texts = append(texts, s.Text)
+	}
+	// 8 throttled calls and 1 held back, then "one", then "two".
+	if n := len(texts); n != 11 || texts[n-2] != "one" || texts[n-1] != "two" {
+		t.Errorf("calls %q, want 8 throttled tries of one, the held-back one, then one and two", texts)
+	}
+	if done := h.updates["first"].at; done.Sub(h.start) < time.Hour+80*time.Minute {
+		t.Errorf("first reply sent at %v, want after Meta's 8 pauses of 10 minutes", done.Sub(h.start))
+	}
+}
