@@ -363,12 +363,14 @@ type Settings struct {
 	HumanAgentTag       bool `json:"human_agent_tag"`
 	CustomerAttachments bool `json:"customer_attachments"`
 	// AutoCreateContacts: a contact for each named customer linked to none.
-	AutoCreateContacts bool          `json:"auto_create_contacts,omitempty"`
-	AgentAttachments   bool          `json:"agent_attachments"`
-	AutoCloseOpen      time.Duration `json:"auto_close_open"`
-	AutoCloseActive    time.Duration `json:"auto_close_active"`
-	AutoCloseWaiting   time.Duration `json:"auto_close_waiting"`
-	WrapUp             time.Duration `json:"wrap_up"`
+	AutoCreateContacts bool `json:"auto_create_contacts,omitempty"`
+	// StandbyOpens: messages to another app of the page open work too.
+	StandbyOpens     bool          `json:"standby_opens,omitempty"`
+	AgentAttachments bool          `json:"agent_attachments"`
+	AutoCloseOpen    time.Duration `json:"auto_close_open"`
+	AutoCloseActive  time.Duration `json:"auto_close_active"`
+	AutoCloseWaiting time.Duration `json:"auto_close_waiting"`
+	WrapUp           time.Duration `json:"wrap_up"`
 	// EndedMessage is the automated message sent when the agent ends the
 	// conversation ("" = none).
 	EndedMessage string `json:"ended_message,omitempty"`
@@ -402,6 +404,7 @@ func SettingsOf(w store.Workstream) Settings {
 		HumanAgentTag:       w.HumanAgentTag,
 		CustomerAttachments: w.CustomerAttachments,
 		AutoCreateContacts:  w.AutoCreateContacts,
+		StandbyOpens:        w.StandbyOpensConversations,
 		AgentAttachments:    w.AgentAttachments,
 		AutoCloseOpen:       w.AutoCloseOpen,
 		AutoCloseActive:     w.AutoCloseActive,

@@ -41,9 +41,11 @@ type workstreamJSON struct {
 	HumanAgentTag bool            `json:"human_agent_tag"`
 	Attachments   attachmentsJSON `json:"attachments"`
 	// AutoCreateContacts: a contact for each named customer linked to none.
-	AutoCreateContacts bool          `json:"auto_create_contacts"`
-	AutoClose          autoCloseJSON `json:"auto_close"`
-	WrapUpDuration     string        `json:"wrap_up_duration"`
+	AutoCreateContacts bool `json:"auto_create_contacts"`
+	// StandbyOpensConversations: messages to another app open work too.
+	StandbyOpensConversations bool          `json:"standby_opens_conversations"`
+	AutoClose                 autoCloseJSON `json:"auto_close"`
+	WrapUpDuration            string        `json:"wrap_up_duration"`
 	// Every known trigger is listed, configured or not, so that clients
 	// can show them all.
 	AutomatedMessages map[string]store.AutomatedMessage `json:"automated_messages"`
@@ -72,13 +74,13 @@ func toWorkstreamJSON(w store.Workstream) workstreamJSON {
 	return workstreamJSON{
 		ID: w.ID, Name: w.Name, Page: w.PageRef, Language: w.Language, HumanAgentTag: w.HumanAgentTag,
 		Attachments:        attachmentsJSON{Customer: w.CustomerAttachments, Agent: w.AgentAttachments},
-		AutoCreateContacts: w.AutoCreateContacts,
-		AutoClose:          autoCloseJSON{Open: w.AutoCloseOpen.String(), Active: w.AutoCloseActive.String(), Waiting: w.AutoCloseWaiting.String()},
-		WrapUpDuration:     w.WrapUpDuration.String(),
-		AutomatedMessages:  msgs,
-		Distribution:       toDistributionJSON(w.Distribution),
-		CreatedAt:          w.CreatedAt,
-		UpdatedAt:          w.UpdatedAt,
+		AutoCreateContacts: w.AutoCreateContacts, StandbyOpensConversations: w.StandbyOpensConversations,
+		AutoClose:         autoCloseJSON{Open: w.AutoCloseOpen.String(), Active: w.AutoCloseActive.String(), Waiting: w.AutoCloseWaiting.String()},
+		WrapUpDuration:    w.WrapUpDuration.String(),
+		AutomatedMessages: msgs,
+		Distribution:      toDistributionJSON(w.Distribution),
+		CreatedAt:         w.CreatedAt,
+		UpdatedAt:         w.UpdatedAt,
 	}
 }
 
@@ -93,6 +95,7 @@ type workstreamRequest struct {
 	HumanAgentTag      *bool           `json:"human_agent_tag"`
 	Attachments        json.RawMessage `json:"attachments"`
 	AutoCreateContacts *bool           `json:"auto_create_contacts"`
+	StandbyOpens       *bool           `json:"standby_opens_conversations"`
 	AutoClose          json.RawMessage `json:"auto_close"`
 	WrapUpDuration     *string         `json:"wrap_up_duration"`
 	AutomatedMessages  json.RawMessage `json:"automated_messages"`
@@ -139,6 +142,7 @@ func (req workstreamRequest) workstreamUpdate(current map[string]store.Automated
 	}
 	u.HumanAgentTag = req.HumanAgentTag
 	u.AutoCreateContacts = req.AutoCreateContacts
+	u.StandbyOpens = req.StandbyOpens
 	if present(req.Attachments) {
 		var a attachmentsRequest
 		if err := decodePart("attachments", req.Attachments, &a); err != nil {

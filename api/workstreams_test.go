@@ -31,6 +31,7 @@ type workstream struct {
 		Agent    bool `json:"agent"`
 	} `json:"attachments"`
 	AutoCreateContacts bool `json:"auto_create_contacts"`
+	StandbyOpens       bool `json:"standby_opens_conversations"`
 	AutoClose          struct {
 		Open    string `json:"open"`
 		Active  string `json:"active"`
@@ -138,13 +139,14 @@ func TestWorkstreamsAPI(t *testing.T) {
 	var full workstream
 	doJSON(t, e, http.StatusCreated, http.MethodPost, "/api/v1/workstreams", map[string]any{
 		"name": "Sales", "page": page2.ID, "language": "fr-ca", "human_agent_tag": true,
-		"attachments":          map[string]any{"customer": false, "agent": true},
-		"auto_create_contacts": true,
-		"auto_close":           map[string]any{"open": "48h", "active": "0s", "waiting": "90s"},
-		"wrap_up_duration":     "1500ms",
-		"automated_messages":   map[string]any{"conversation_ended": map[string]any{"enabled": true, "text": "Merci, à bientôt !"}},
+		"attachments":                 map[string]any{"customer": false, "agent": true},
+		"auto_create_contacts":        true,
+		"standby_opens_conversations": true,
+		"auto_close":                  map[string]any{"open": "48h", "active": "0s", "waiting": "90s"},
+		"wrap_up_duration":            "1500ms",
+		"automated_messages":          map[string]any{"conversation_ended": map[string]any{"enabled": true, "text": "Merci, à bientôt !"}},
 	}, &full)
-	if full.Language != "fr-CA" || !full.HumanAgentTag || full.Attachments.Customer || !full.Attachments.Agent || !full.AutoCreateContacts ||
+	if full.Language != "fr-CA" || !full.HumanAgentTag || full.Attachments.Customer || !full.Attachments.Agent || !full.AutoCreateContacts || !full.StandbyOpens ||
 		full.AutoClose.Open != "48h0m0s" || full.AutoClose.Active != "0s" || full.AutoClose.Waiting != "1m30s" || full.WrapUpDuration != "1.5s" ||
 		full.AutomatedMessages["conversation_ended"] != (automatedMessage{Enabled: true, Text: "Merci, à bientôt !"}) {
 		t.Errorf("created with every setting: %+v", full)

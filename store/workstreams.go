@@ -33,6 +33,9 @@ type Workstream struct {
 	// AutoCreateContacts creates a contact for each customer whose name is
 	// known and who is linked to none (issue 8).
 	AutoCreateContacts bool
+	// StandbyOpensConversations: a customer's messages to another app of
+	// the page (standby, handover protocol) open work for agents too.
+	StandbyOpensConversations bool
 	// Inactivity after which a conversation in that state is closed; 0 is never.
 	AutoCloseOpen    time.Duration
 	AutoCloseActive  time.Duration
@@ -73,6 +76,7 @@ type WorkstreamUpdate struct {
 	CustomerAttachments *bool
 	AgentAttachments    *bool
 	AutoCreateContacts  *bool
+	StandbyOpens        *bool
 	AutoCloseOpen       *time.Duration
 	AutoCloseActive     *time.Duration
 	AutoCloseWaiting    *time.Duration
@@ -201,6 +205,7 @@ type workstreamRow struct {
 	CustomerAttachments bool           `db:"customer_attachments"`
 	AgentAttachments    bool           `db:"agent_attachments"`
 	AutoCreateContacts  bool           `db:"auto_create_contacts"`
+	StandbyOpens        bool           `db:"standby_opens_conversations"`
 	AutoCloseOpenMS     int64          `db:"auto_close_open_ms"`
 	AutoCloseActiveMS   int64          `db:"auto_close_active_ms"`
 	AutoCloseWaitingMS  int64          `db:"auto_close_waiting_ms"`
@@ -215,7 +220,7 @@ type workstreamRow struct {
 
 const workstreamColumns = `id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
 	auto_create_contacts, auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
-	distribution, fallback_queue_id, created_at, updated_at, deleted_at`
+	distribution, fallback_queue_id, created_at, updated_at, deleted_at, standby_opens_conversations`
 
 func (r workstreamRow) workstream() (Workstream, error) {
 	msgs := map[string]AutomatedMessage{}
@@ -230,23 +235,24 @@ func (r workstreamRow) workstream() (Workstream, error) {
 		}
 	}
 	return Workstream{
-		ID:                  r.ID,
-		Name:                r.Name,
-		PageRef:             r.PageRef,
-		Language:            r.Language,
-		HumanAgentTag:       r.HumanAgentTag,
-		CustomerAttachments: r.CustomerAttachments,
-		AgentAttachments:    r.AgentAttachments,
-		AutoCreateContacts:  r.AutoCreateContacts,
-		AutoCloseOpen:       time.Duration(r.AutoCloseOpenMS) * time.Millisecond,
-		AutoCloseActive:     time.Duration(r.AutoCloseActiveMS) * time.Millisecond,
-		AutoCloseWaiting:    time.Duration(r.AutoCloseWaitingMS) * time.Millisecond,
-		WrapUpDuration:      time.Duration(r.WrapUpMS) * time.Millisecond,
-		AutomatedMessages:   msgs,
-		Distribution:        dist,
-		CreatedAt:           r.CreatedAt.UTC(),
-		UpdatedAt:           r.UpdatedAt.UTC(),
-		DeletedAt:           timePtr(r.DeletedAt),
+		ID:                        r.ID,
+		Name:                      r.Name,
+		PageRef:                   r.PageRef,
+		Language:                  r.Language,
+		HumanAgentTag:             r.HumanAgentTag,
+		CustomerAttachments:       r.CustomerAttachments,
+		AgentAttachments:          r.AgentAttachments,
+		AutoCreateContacts:        r.AutoCreateContacts,
+		StandbyOpensConversations: r.StandbyOpens,
+		AutoCloseOpen:             time.Duration(r.AutoCloseOpenMS) * time.Millisecond,
+		AutoCloseActive:           time.Duration(r.AutoCloseActiveMS) * time.Millisecond,
+		AutoCloseWaiting:          time.Duration(r.AutoCloseWaitingMS) * time.Millisecond,
+		WrapUpDuration:            time.Duration(r.WrapUpMS) * time.Millisecond,
+		AutomatedMessages:         msgs,
+		Distribution:              dist,
+		CreatedAt:                 r.CreatedAt.UTC(),
+		UpdatedAt:                 r.UpdatedAt.UTC(),
+		DeletedAt:                 timePtr(r.DeletedAt),
 	}, nil
 }
 
@@ -273,6 +279,7 @@ func workstreamRowOf(w Workstream) (workstreamRow, error) {
 		CustomerAttachments: w.CustomerAttachments,
 		AgentAttachments:    w.AgentAttachments,
 		AutoCreateContacts:  w.AutoCreateContacts,
+		StandbyOpens:        w.StandbyOpensConversations,
 		AutoCloseOpenMS:     w.AutoCloseOpen.Milliseconds(),
 		AutoCloseActiveMS:   w.AutoCloseActive.Milliseconds(),
 		AutoCloseWaitingMS:  w.AutoCloseWaiting.Milliseconds(),
@@ -341,11 +348,11 @@ func (s *Store) CreateWorkstream(ctx context.Context, w Workstream) (_ Workstrea
 		_, err = exec(ctx, tx, `
 			INSERT INTO workstreams (id, name, page_ref, language, human_agent_tag, customer_attachments, agent_attachments,
 				auto_create_contacts, auto_close_open_ms, auto_close_active_ms, auto_close_waiting_ms, wrap_up_ms, automated_messages,
-				distribution, fallback_queue_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				distribution, fallback_queue_id, created_at, updated_at, standby_opens_conversations)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Name, r.PageRef, r.Language, r.HumanAgentTag, r.CustomerAttachments, r.AgentAttachments,
 			r.AutoCreateContacts, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS, r.WrapUpMS, r.AutomatedMessages,
-			r.Distribution, r.FallbackQueueID, s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt))
+			r.Distribution, r.FallbackQueueID, s.timestamp(r.CreatedAt), s.timestamp(r.UpdatedAt), r.StandbyOpens)
 		if isUniqueViolation(err) {
 			// A concurrent CreateWorkstream for the same page won.
 			return fmt.Errorf("%w: page %s already has a workstream: %w", ErrConflict, w.PageRef, err)
@@ -475,11 +482,12 @@ func (s *Store) UpdateWorkstream(ctx context.Context, id string, u WorkstreamUpd
 		if err := execOne(ctx, tx, `
 			UPDATE workstreams SET name = ?, language = ?, human_agent_tag = ?, customer_attachments = ?,
 				agent_attachments = ?, auto_create_contacts = ?, auto_close_open_ms = ?, auto_close_active_ms = ?, auto_close_waiting_ms = ?,
-				wrap_up_ms = ?, automated_messages = ?, distribution = ?, fallback_queue_id = ?, updated_at = ?
+				wrap_up_ms = ?, automated_messages = ?, distribution = ?, fallback_queue_id = ?, updated_at = ?,
+				standby_opens_conversations = ?
 			WHERE id = ? AND deleted_at IS NULL`,
 			r.Name, r.Language, r.HumanAgentTag, r.CustomerAttachments,
 			r.AgentAttachments, r.AutoCreateContacts, r.AutoCloseOpenMS, r.AutoCloseActiveMS, r.AutoCloseWaitingMS,
-			r.WrapUpMS, r.AutomatedMessages, r.Distribution, r.FallbackQueueID, s.timestamp(r.UpdatedAt), id); err != nil {
+			r.WrapUpMS, r.AutomatedMessages, r.Distribution, r.FallbackQueueID, s.timestamp(r.UpdatedAt), r.StandbyOpens, id); err != nil {
 			return err
 		}
 		out, err = r.workstream()
@@ -497,6 +505,7 @@ func (u WorkstreamUpdate) Apply(w *Workstream) {
 	setIf(&w.CustomerAttachments, u.CustomerAttachments)
 	setIf(&w.AgentAttachments, u.AgentAttachments)
 	setIf(&w.AutoCreateContacts, u.AutoCreateContacts)
+	setIf(&w.StandbyOpensConversations, u.StandbyOpens)
 	setIf(&w.AutoCloseOpen, u.AutoCloseOpen)
 	setIf(&w.AutoCloseActive, u.AutoCloseActive)
 	setIf(&w.AutoCloseWaiting, u.AutoCloseWaiting)

@@ -89,6 +89,21 @@ func (c *conversation) threadMode(m Mode) Mode {
 			appName(o), stamp(c.state.ThreadOwnerSince), c.state.ConversationID)}
 }
 
+// standbyOnlyWork says whether events open no work for agents: they all
+// came as standby and the workstream does not open conversations for them
+// (read now: it is asked before a conversation has settings).
+func (c *conversation) standbyOnlyWork(ctx workflow.Context, events []messenger.Event) (bool, error) {
+	if !standbyOnly(events) || !c.handoverOn(ctx) {
+		return false, nil
+	}
+	if c.state.Settings == nil {
+		if err := c.loadSettings(ctx); err != nil {
+			return false, err
+		}
+	}
+	return !c.state.Settings.StandbyOpens, nil
+}
+
 // standbyOnly says whether the window-opening events all came as standby:
 // the customer talks to another app, which opens no work for agents.
 func standbyOnly(events []messenger.Event) bool {

@@ -83,3 +83,17 @@ func TestStandbyMessagesOpenNoConversation(t *testing.T) {
 		t.Errorf("opened %d, recorded outside %+v; want none opened, m1 recorded", h.opened, h.outside)
 	}
 }
+
+// A workstream that wants them opens conversations for standby messages.
+func TestStandbyMessagesOpenAConversationWhenTheWorkstreamSaysSo(t *testing.T) {
+	h := newHarness(t)
+	h.settings.StandbyOpens = true
+	h.standby(0, "m1", "hi, bot")
+	var during workflows.ConversationState
+	h.at(time.Minute, func() { during = h.state() })
+	h.run(2 * time.Minute)
+	if h.opened != 1 || len(h.outside) != 0 || during.ThreadOwner == "" || during.State != workflows.StateOpen {
+		t.Errorf("opened %d, outside %d, state %s, owner %q: want a conversation, waiting for an agent, another app owning the thread",
+			h.opened, len(h.outside), during.State, during.ThreadOwner)
+	}
+}

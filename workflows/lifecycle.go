@@ -211,7 +211,8 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 		}
 		events = rest
 	}
-	if c.state.State == StateWrapUp && opensWindow(events) && !(c.state.ThreadOwner != "" && standbyOnly(events)) {
+	talksToAnother := c.state.ThreadOwner != "" && standbyOnly(events) && (c.state.Settings == nil || !c.state.Settings.StandbyOpens)
+	if c.state.State == StateWrapUp && opensWindow(events) && !talksToAnother {
 		// The agent has ended this conversation: the customer's new message
 		// opens the next one, linked to this.
 		c.next = append(c.next, events...)
@@ -238,7 +239,7 @@ func (c *conversation) onEvents(ctx workflow.Context, events []messenger.Event) 
 			return err
 		}
 	}
-	if c.state.ThreadOwner != "" && standbyOnly(events) {
+	if talksToAnother {
 		return nil // the customer talks to another app: no work for agents
 	}
 	if c.state.State == StateWaiting && c.routingOn() {

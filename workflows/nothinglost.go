@@ -106,7 +106,11 @@ func (c *conversation) start(ctx workflow.Context) (bool, error) {
 		}
 		// A customer talking to another app (standby) opens no work for
 		// agents: recorded with the latest conversation, like the rest.
-		if fresh && !(standbyOnly(events) && c.handoverOn(ctx)) {
+		standby, err := c.standbyOnlyWork(ctx, events)
+		if err != nil {
+			return false, err
+		}
+		if fresh && !standby {
 			c.in.Pending = events
 			return true, c.open(ctx)
 		}
