@@ -86,15 +86,21 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	}
 	a.Codec = payloadcodec.New(a.Store, payloadcodec.Options{TTL: cfg.CodecKeyTTL, Logger: log})
 	// The worker shares this client, and so the codec.
-	a.Temporal, err = client.NewLazyClient(client.Options{
-		HostPort:         cfg.TemporalAddress,
-		Namespace:        cfg.TemporalNamespace,
-		Logger:           tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
-		DataConverter:    a.Codec.DataConverter(),
-		FailureConverter: a.Codec.FailureConverter(),
-		// The SDK's client and worker metrics (temporal_*), on /metrics.
-		MetricsHandler: a.Metrics.TemporalHandler(),
-	})
+	// The connection (address, namespace, TLS, mTLS, API key, gRPC
+	// metadata) comes from envconfig: TEMPORAL_* variables and profiles,
+	// with PARLEY_TEMPORAL_ADDRESS and PARLEY_TEMPORAL_NAMESPACE on top.
+	// Parley's own logger, converters and metrics go on top of that.
+	opts, err := cfg.TemporalClientOptions()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	opts.Logger = tlog.NewStructuredLogger(log.With("component", "temporal-sdk"))
+	opts.DataConverter = a.Codec.DataConverter()
+	opts.FailureConverter = a.Codec.FailureConverter()
+	// The SDK's client and worker metrics (temporal_*), on /metrics.
+	opts.MetricsHandler = a.Metrics.TemporalHandler()
+	a.Temporal, err = client.NewLazyClient(opts)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("temporal client: %w", err)
@@ -322,15 +328,27 @@ func (a *App) ListenAndServeMetrics(ctx context.Context) error {
 	return a.ServeMetrics(ctx, ln)
 }
 
-// RunWorker registers the search attributes (waiting for Temporal if it is
-// not up yet) and runs the worker until ctx ends.
+// RunWorker registers (or checks) the search attributes, waiting for
+// Temporal while it is unreachable, and runs the worker until ctx ends. A
+// permanent error (refused credentials, unknown namespace, TLS) stops it at
+// once with what to fix.
 func (a *App) RunWorker(ctx context.Context) error {
-	for {
-		err := worker.EnsureSearchAttributes(ctx, a.Temporal, a.Config.TemporalNamespace, a.Log)
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := worker.EnsureSearchAttributes(actx, a.Temporal, worker.SearchAttributeOptions{
+			Namespace: a.Config.TemporalNamespace, Register: a.Config.RegisterSearchAttributes, Logger: a.Log})
+		cancel()
 		if err == nil {
 			break
 		}
-		a.Log.Warn("temporal not ready; retrying", "address", a.Config.TemporalAddress, "err", err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if worker.IsPermanent(err) {
+			return fmt.Errorf("temporal at %s, namespace %s (tls %t): %w", a.Config.TemporalAddress, a.Config.TemporalNamespace, a.Config.TemporalTLS(), err)
+		}
+		a.Log.Warn("temporal not ready; retrying", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace,
+			"attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 )
 
 // Var documents one environment variable; Vars is the table the README shows.
@@ -25,8 +28,9 @@ type Var struct {
 var Vars = []Var{
 	{"PARLEY_DATA_DIR", "./data", "Folder for the embedded database, the dev encryption key and the dev admin API key."},
 	{"PARLEY_DATABASE_URL", "sqlite:<data dir>/parley.db", "postgres://user:pass@host:5432/db (pgx) or sqlite:<path> (embedded)."},
-	{"PARLEY_TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port."},
-	{"PARLEY_TEMPORAL_NAMESPACE", "default", "Temporal namespace."},
+	{"PARLEY_TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port. When unset, TEMPORAL_ADDRESS (or the TEMPORAL_PROFILE profile's address) applies, else the default."},
+	{"PARLEY_TEMPORAL_NAMESPACE", "default", "Temporal namespace. When unset, TEMPORAL_NAMESPACE (or the profile's namespace) applies, else the default. TLS, mTLS and API keys come from Temporal's own variables and profiles: TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE (see README, Production)."},
+	{"PARLEY_REGISTER_SEARCH_ATTRIBUTES", "true", "The worker registers Parley's search attributes in the namespace at start. false: it only checks that they exist and stops with the list to create (Temporal Cloud: tcld namespace search-attributes add)."},
 	{"PARLEY_TASK_QUEUE", "parley", "Temporal task queue of the conversation workflows."},
 	{"PARLEY_HTTP_ADDR", "127.0.0.1:8080", "Listen address of the gateway and REST API."},
 	{"PARLEY_METRICS_ADDR", "127.0.0.1:9464", "Listen address of GET /metrics (Prometheus format), apart from the API: loopback only by default; 0.0.0.0:9464 for a scraper on another host or container (keep that port private), off to serve no metrics."},
@@ -68,9 +72,17 @@ type Config struct {
 	BlobURL           string
 	TemporalAddress   string
 	TemporalNamespace string
-	TaskQueue         string
-	HTTPAddr          string
-	PublicURL         string
+	// Temporal is the Temporal client profile (envconfig: the TOML
+	// profile, then TEMPORAL_* variables): TLS, mTLS, API key, gRPC
+	// metadata. Its Address and Namespace are replaced by TemporalAddress
+	// and TemporalNamespace (TemporalClientOptions).
+	Temporal envconfig.ClientConfigProfile
+	// RegisterSearchAttributes: the worker adds missing search attributes
+	// (false: it only checks them).
+	RegisterSearchAttributes bool
+	TaskQueue                string
+	HTTPAddr                 string
+	PublicURL                string
 	// Page health (issue 10): the schedule's interval, the thresholds, and
 	// where alerts go (AlertSecret signs them; never logged).
 	PageHealthEvery    time.Duration
@@ -121,19 +133,27 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return def
 	}
 	c := Config{
-		DataDir:           get("PARLEY_DATA_DIR", "./data"),
-		TemporalAddress:   get("PARLEY_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		TemporalNamespace: get("PARLEY_TEMPORAL_NAMESPACE", "default"),
-		TaskQueue:         get("PARLEY_TASK_QUEUE", "parley"),
-		HTTPAddr:          get("PARLEY_HTTP_ADDR", "127.0.0.1:8080"),
-		EncryptionKey:     get("PARLEY_ENCRYPTION_KEY", ""),
-		AdminAPIKey:       get("PARLEY_ADMIN_API_KEY", ""),
-		GraphAPIURL:       strings.TrimRight(get("PARLEY_GRAPH_API_URL", "https://graph.facebook.com"), "/"),
-		GraphAPIVersion:   get("PARLEY_GRAPH_API_VERSION", "v25.0"),
-		LogLevel:          get("PARLEY_LOG_LEVEL", "info"),
-		LogFormat:         get("PARLEY_LOG_FORMAT", "text"),
-		TemporalCLI:       get("PARLEY_TEMPORAL_CLI", "./bin/temporal"),
-		SimURL:            strings.TrimRight(get("PARLEY_SIM_URL", "http://127.0.0.1:8090"), "/"),
+		DataDir:         get("PARLEY_DATA_DIR", "./data"),
+		TaskQueue:       get("PARLEY_TASK_QUEUE", "parley"),
+		HTTPAddr:        get("PARLEY_HTTP_ADDR", "127.0.0.1:8080"),
+		EncryptionKey:   get("PARLEY_ENCRYPTION_KEY", ""),
+		AdminAPIKey:     get("PARLEY_ADMIN_API_KEY", ""),
+		GraphAPIURL:     strings.TrimRight(get("PARLEY_GRAPH_API_URL", "https://graph.facebook.com"), "/"),
+		GraphAPIVersion: get("PARLEY_GRAPH_API_VERSION", "v25.0"),
+		LogLevel:        get("PARLEY_LOG_LEVEL", "info"),
+		LogFormat:       get("PARLEY_LOG_FORMAT", "text"),
+		TemporalCLI:     get("PARLEY_TEMPORAL_CLI", "./bin/temporal"),
+		SimURL:          strings.TrimRight(get("PARLEY_SIM_URL", "http://127.0.0.1:8090"), "/"),
+	}
+	if err := c.loadTemporal(lookup, get); err != nil {
+		return Config{}, err
+	}
+	switch v := strings.ToLower(get("PARLEY_REGISTER_SEARCH_ATTRIBUTES", "true")); v {
+	case "true", "1", "yes":
+		c.RegisterSearchAttributes = true
+	case "false", "0", "no":
+	default:
+		return Config{}, fmt.Errorf("PARLEY_REGISTER_SEARCH_ATTRIBUTES: want true or false, got %q", v)
 	}
 	c.MetricsAddr = get("PARLEY_METRICS_ADDR", "127.0.0.1:9464")
 	if strings.EqualFold(c.MetricsAddr, "off") {
@@ -219,6 +239,100 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("PARLEY_LOG_FORMAT: want text or json, got %q", c.LogFormat)
 	}
 	return c, nil
+}
+
+// Default Temporal frontend and namespace, when neither PARLEY_* nor
+// TEMPORAL_* (nor a profile) names them.
+const (
+	DefaultTemporalAddress   = "127.0.0.1:7233"
+	DefaultTemporalNamespace = "default"
+)
+
+// loadTemporal reads the Temporal client profile through envconfig (the
+// TOML file of TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml,
+// its TEMPORAL_PROFILE profile, then the TEMPORAL_* variables), then lets
+// PARLEY_TEMPORAL_ADDRESS and PARLEY_TEMPORAL_NAMESPACE, when set, override
+// its address and namespace. With nothing set: 127.0.0.1:7233, default.
+func (c *Config) loadTemporal(lookup func(string) (string, bool), get func(name, def string) string) error {
+	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{EnvLookup: envLookup(lookup)})
+	if err != nil {
+		return fmt.Errorf("temporal client configuration (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE, TEMPORAL_* variables): %w", err)
+	}
+	c.Temporal = prof
+	c.TemporalAddress = get("PARLEY_TEMPORAL_ADDRESS", firstNonEmpty(strings.TrimSpace(prof.Address), DefaultTemporalAddress))
+	c.TemporalNamespace = get("PARLEY_TEMPORAL_NAMESPACE", firstNonEmpty(strings.TrimSpace(prof.Namespace), DefaultTemporalNamespace))
+	if _, _, err := net.SplitHostPort(c.TemporalAddress); err != nil {
+		return fmt.Errorf("PARLEY_TEMPORAL_ADDRESS (or TEMPORAL_ADDRESS): want host:port such as 127.0.0.1:7233, got %q", c.TemporalAddress)
+	}
+	// TLS files are read now: a wrong path stops the process at start.
+	if _, err := c.TemporalClientOptions(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// TemporalClientOptions are the Temporal client options of the profile
+// (TLS, mTLS, API key, gRPC metadata, authority) on TemporalAddress and
+// TemporalNamespace. The caller adds the logger, converters and metrics.
+func (c Config) TemporalClientOptions() (client.Options, error) {
+	prof := c.Temporal
+	prof.Address, prof.Namespace = c.TemporalAddress, c.TemporalNamespace
+	opts, err := prof.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		return client.Options{}, fmt.Errorf("temporal client configuration (TEMPORAL_TLS_*, TEMPORAL_API_KEY or the profile): %w", err)
+	}
+	return opts, nil
+}
+
+// TemporalTLS says whether the Temporal client uses TLS (for logs).
+func (c Config) TemporalTLS() bool {
+	if c.Temporal.TLS != nil {
+		return !c.Temporal.TLS.Disabled
+	}
+	return c.Temporal.APIKey != ""
+}
+
+// LocalTemporal is the configuration for a local dev server (parley dev):
+// the profile and TEMPORAL_* variables are ignored; PARLEY_TEMPORAL_ADDRESS
+// and PARLEY_TEMPORAL_NAMESPACE (or their defaults) apply.
+func (c Config) LocalTemporal(lookup func(string) (string, bool)) Config {
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c.Temporal = envconfig.ClientConfigProfile{}
+	c.TemporalAddress = get("PARLEY_TEMPORAL_ADDRESS", DefaultTemporalAddress)
+	c.TemporalNamespace = get("PARLEY_TEMPORAL_NAMESPACE", DefaultTemporalNamespace)
+	return c
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// envLookup adapts a lookup function to envconfig: its Environ (for the
+// TEMPORAL_GRPC_META_* variables) lists the process's variables that lookup
+// also knows, with lookup's values.
+type envLookup func(string) (string, bool)
+
+func (l envLookup) LookupEnv(k string) (string, bool) { return l(k) }
+
+func (l envLookup) Environ() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if v, ok := l(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 // ParseLogLevel maps PARLEY_LOG_LEVEL to a slog level.

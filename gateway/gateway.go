@@ -50,12 +50,17 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Now is time.Now outside tests.
 	Now func() time.Time
+	// CacheTTL is how long a page and its app secret, read by callback
+	// key, are trusted (0: DefaultCacheTTL; negative: not cached).
+	CacheTTL time.Duration
 }
 
 // Gateway serves /webhooks/facebook/{key}.
 type Gateway struct {
 	opts Options
 	log  *slog.Logger
+
+	cache *pageCache
 
 	mu      sync.Mutex
 	touched map[string]time.Time // page id -> last LastWebhookAt write
@@ -72,11 +77,18 @@ func New(opts Options) *Gateway {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Gateway{opts: opts, log: opts.Logger.With("component", "gateway"), touched: map[string]time.Time{}}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
+	return &Gateway{opts: opts, log: opts.Logger.With("component", "gateway"), touched: map[string]time.Time{},
+		cache: newPageCache(opts.Store, opts.CacheTTL, opts.Now)}
 }
 
-// Register mounts the webhook routes.
+// Register mounts the webhook routes, and a middleware that keeps the
+// gateway's cache in step with the changes the REST API served by e makes
+// to pages and accounts (watchChanges).
 func (g *Gateway) Register(e *echo.Echo) {
+	e.Use(g.watchChanges)
 	e.GET("/webhooks/facebook/:key", g.verify)
 	e.POST("/webhooks/facebook/:key", g.receive)
 }
@@ -86,13 +98,18 @@ func (g *Gateway) Register(e *echo.Echo) {
 // the account); a deleted account's answers 404.
 func (g *Gateway) page(c echo.Context) (store.Page, error) {
 	p, err := g.opts.Store.CallbackPage(c.Request().Context(), c.Param("key"))
+	return p, callbackError(err)
+}
+
+// callbackError is the answer to a failed callback key lookup.
+func callbackError(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return p, apierror.New(http.StatusNotFound, "not_found", "no page has this callback URL")
+		return apierror.New(http.StatusNotFound, "not_found", "no page has this callback URL")
 	}
 	if err != nil {
-		return p, apierror.Internal(fmt.Errorf("page by callback key: %w", err))
+		return apierror.Internal(fmt.Errorf("page by callback key: %w", err))
 	}
-	return p, nil
+	return nil
 }
 
 // verify answers Meta's verification handshake.
@@ -131,8 +148,9 @@ func (g *Gateway) receive(c echo.Context) error {
 // metrics.Reason*) says why it is accepted or refused.
 func (g *Gateway) handle(c echo.Context) (reason string, _ error) {
 	ctx := c.Request().Context()
-	p, err := g.page(c)
-	if err != nil {
+	key := c.Param("key")
+	cb, cached, err := g.cache.get(ctx, key)
+	if err = callbackError(err); err != nil {
 		if apierror.From(err).Status == http.StatusNotFound {
 			return metrics.ReasonUnknownPage, err
 		}
@@ -146,12 +164,24 @@ func (g *Gateway) handle(c echo.Context) (reason string, _ error) {
 		}
 		return metrics.ReasonUnreadableBody, apierror.New(http.StatusBadRequest, "bad_request", "could not read the body")
 	}
-	secret, err := g.opts.Store.AccountAppSecret(ctx, p.AccountID)
-	if err != nil {
-		return metrics.ReasonInternal, apierror.Internal(fmt.Errorf("app secret of account %s: %w", p.AccountID, err))
-	}
 	h := c.Request().Header
-	if err := messenger.VerifySignature(body, h.Get("X-Hub-Signature-256"), h.Get("X-Hub-Signature"), secret); err != nil {
+	err = messenger.VerifySignature(body, h.Get("X-Hub-Signature-256"), h.Get("X-Hub-Signature"), cb.secret)
+	if err != nil && cached {
+		// The app secret may have been rotated (or the page or account
+		// deleted) through another replica since it was cached: read them
+		// again before refusing.
+		g.cache.forget(key)
+		if cb, _, err = g.cache.get(ctx, key); err != nil {
+			err = callbackError(err)
+			if apierror.From(err).Status == http.StatusNotFound {
+				return metrics.ReasonUnknownPage, err
+			}
+			return metrics.ReasonInternal, err
+		}
+		err = messenger.VerifySignature(body, h.Get("X-Hub-Signature-256"), h.Get("X-Hub-Signature"), cb.secret)
+	}
+	p := cb.page
+	if err != nil {
 		g.log.WarnContext(ctx, "webhook signature refused", "page", p.ID, "err", err)
 		return metrics.ReasonBadSignature, apierror.New(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body signed with the app secret")
 	}
@@ -334,7 +364,12 @@ func (g *Gateway) signalWithStart(ctx context.Context, ce *customerEvents, event
 	return nil
 }
 
-// touch records that webhooks arrive, at most once a minute per page.
+// touch records that webhooks arrive (pages.last_webhook_at), at most once
+// a minute per page and process: one POST a minute per page pays for the
+// write, the others skip it on an in-memory check. The page health check
+// reads it to find pages gone silent, after PARLEY_PAGE_SILENCE_AFTER (24 h
+// by default, hours at least per page): a minute late is nothing to it. The
+// first webhook of a page (in each process) always writes.
 func (g *Gateway) touch(ctx context.Context, p store.Page) {
 	now := g.opts.Now().UTC()
 	g.mu.Lock()

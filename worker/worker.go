@@ -3,15 +3,12 @@
 package worker
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"parley/blobs"
-	"sort"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -149,39 +146,6 @@ func (w *Worker) Start() error {
 func (w *Worker) Stop() {
 	w.conversations.Stop()
 	w.distributor.Stop()
-}
-
-// EnsureSearchAttributes registers Parley's custom search attributes in the
-// namespace, leaving those that already exist alone.
-func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string, logger *slog.Logger) error {
-	ops := c.OperatorService()
-	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for _, k := range workflows.SearchAttributes() {
-		t, ok := have.GetCustomAttributes()[k.GetName()]
-		switch {
-		case !ok:
-			missing[k.GetName()] = k.GetValueType()
-		case t != k.GetValueType():
-			return fmt.Errorf("search attribute %s exists with type %s, Parley needs %s", k.GetName(), t, k.GetValueType())
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if _, err := ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
-		return fmt.Errorf("add search attributes: %w", err)
-	}
-	names := make([]string, 0, len(missing))
-	for n := range missing {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	logger.Info("registered search attributes", "namespace", namespace, "names", names)
-	return nil
 }
 
 // DevServerFlags are the `temporal server start-dev` flags: the search

@@ -9,17 +9,22 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"parley/app"
 	"parley/config"
-	"parley/devenv"
-	"parley/simulator"
 )
+
+// devCommands are the subcommands of a development build (dev.go: dev,
+// sim); a production build (go build -tags prod, the Dockerfile's) leaves
+// them, and the simulated Messenger and dev server they bring, out.
+var devCommands = map[string]func(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error{}
 
 const usage = `parley: a contact-center channel for Facebook Messenger, on Temporal.
 
@@ -34,6 +39,9 @@ Usage:
                                   a customer writes to a page, through the simulated Messenger
   parley sim postback --page ID --psid PSID --payload P [--title T]
   parley config                   print every environment variable with its default
+  parley healthcheck URL          GET URL; exit 0 on a 2xx answer, 1 otherwise (container health
+                                  checks: e.g. http://127.0.0.1:8080/readyz, or the worker's
+                                  http://127.0.0.1:9464/metrics)
 
 Configuration comes from the environment: see "parley config" and README.md.
 `
@@ -53,6 +61,10 @@ func run(args []string) error {
 		fmt.Print(usage)
 		return nil
 	}
+	// Before the configuration: a health check reads no variable.
+	if args[0] == "healthcheck" {
+		return healthcheck(args[1:])
+	}
 	cfg, err := config.FromEnv(os.LookupEnv)
 	if err != nil {
 		return err
@@ -64,10 +76,17 @@ func run(args []string) error {
 	slog.SetDefault(log)
 
 	switch cmd, rest := args[0], args[1:]; cmd {
-	case "dev":
-		return devenv.Run(ctx, cfg, log, rest)
-	case "sim":
-		return simulator.Main(ctx, cfg, rest, os.Stdout)
+	case "dev", "sim":
+		f, ok := devCommands[cmd]
+		if !ok {
+			return fmt.Errorf("parley %s is not in this production build (built with -tags prod): use a development build (make build)", cmd)
+		}
+		if cmd == "dev" {
+			// The dev server is local: TEMPORAL_* variables and profiles
+			// (a developer's Temporal Cloud profile) do not apply.
+			cfg = cfg.LocalTemporal(os.LookupEnv)
+		}
+		return f(ctx, cfg, log, rest)
 	case "config":
 		for _, v := range config.Vars {
 			fmt.Printf("%-28s %s\n%-28s %s\n", v.Name, v.Default, "", v.Help)
@@ -102,4 +121,26 @@ func run(args []string) error {
 		fmt.Fprint(os.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// healthcheck GETs the URL (default: the API's readiness) and fails unless
+// the answer is 2xx: the runtime image has no shell, curl or wget.
+func healthcheck(args []string) error {
+	url := "http://127.0.0.1:8080/readyz"
+	if len(args) > 1 {
+		return errors.New("usage: parley healthcheck [URL]")
+	}
+	if len(args) == 1 {
+		url = args[0]
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("healthcheck: GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
