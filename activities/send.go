@@ -106,6 +106,9 @@ type Sender struct {
 	Log   *slog.Logger
 	// PublicURL is Parley's public base URL (survey links).
 	PublicURL string
+	// MaxThrottlePause caps a throttled page's pause (0: none); demos and
+	// tests shorten it.
+	MaxThrottlePause time.Duration
 }
 
 // SendMessage makes ONE Send API call and classifies Meta's answer by code
@@ -198,6 +201,9 @@ func (a *Sender) adviseLimiter(ctx context.Context, in SendInput, res messenger.
 		pause := throttlePause
 		if usage != nil && usage.RegainAccess > 0 {
 			pause = usage.RegainAccess
+		}
+		if a.MaxThrottlePause > 0 {
+			pause = min(pause, a.MaxThrottlePause)
 		}
 		out.RetryAfter = pause
 		reason := fmt.Sprintf("Meta throttling the page (code %d), until %s", out.Code, now.Add(pause).UTC().Format(time.RFC3339))

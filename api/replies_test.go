@@ -137,7 +137,9 @@ func TestRepliesAcrossTheWindowsThroughTheAPI(t *testing.T) {
 }
 
 func TestSendAPIErrorsThroughTheWholeSystem(t *testing.T) {
-	r := setupReplies(t, testenv.Options{}, "psid-e")
+	// A throttled page pauses its sends for Meta's regain time (the fake
+	// says a minute): shortened here.
+	r := setupReplies(t, testenv.Options{Config: map[string]string{"PARLEY_MAX_THROTTLE_PAUSE": "2s"}}, "psid-e")
 	fail := func(code, subcode int) {
 		r.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: code, Subcode: subcode})
 	}
@@ -164,7 +166,7 @@ func TestSendAPIErrorsThroughTheWholeSystem(t *testing.T) {
 		t.Errorf("10/2018278 was tried %d times, want twice (RESPONSE, then HUMAN_AGENT)", n)
 	}
 
-	// 613: retried, then sent once.
+	// 613: retried after the page's pause, then sent once.
 	before = sends()
 	fail(613, 0)
 	status, msgs, raw = r.reply(t, "throttled first")

@@ -358,7 +358,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	health := activities.HealthSettings{ExpiringWithin: a.Config.PageExpiringWithin, SilenceAfter: a.Config.PageSilenceAfter,
 		AlertURL: a.Config.AlertURL, AlertSecret: a.Config.AlertSecret}
 	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker(),
-		PublicURL: a.Config.PublicURL, Metrics: a.Metrics, Health: health})
+		PublicURL: a.Config.PublicURL, Metrics: a.Metrics, Health: health, MaxThrottlePause: a.Config.MaxThrottlePause})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

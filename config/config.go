@@ -47,6 +47,7 @@ var Vars = []Var{
 	{"PARLEY_SEND_TIMEOUT", "30s", "How long one Send API attempt may take before its outcome counts as unknown (a worker that died mid-call included)."},
 	{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", "A conversation continues as new after this many signals (Temporal's limit is 10,000)."},
 	{"PARLEY_MAX_EVENTS_PER_RUN", "3000", "A conversation continues as new after this many history events (Temporal suggests ~4,096)."},
+	{"PARLEY_MAX_THROTTLE_PAUSE", "24h", "The longest a throttled page's sends pause (Meta's estimated_time_to_regain_access, else a minute). Demos and tests shorten it; production leaves it."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
 	{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", "Live events (GET /api/v1/events): how often each API process reads new events when nothing wakes it (on PostgreSQL, LISTEN/NOTIFY wakes it at once)."},
 	{"PARLEY_EVENTS_RETENTION", "24h", "Live events are kept this long: a client may resume with Last-Event-ID within it; older ones are pruned."},
@@ -101,6 +102,7 @@ type Config struct {
 	EchoWait           time.Duration
 	BlindEchoWait      time.Duration
 	SendTimeout        time.Duration
+	MaxThrottlePause   time.Duration
 	MaxSignalsPerRun   int
 	MaxEventsPerRun    int
 	LogLevel           string
@@ -204,7 +206,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	for _, d := range []struct {
 		name, def string
 		dst       *time.Duration
-	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout},
+	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout}, {"PARLEY_MAX_THROTTLE_PAUSE", "24h", &c.MaxThrottlePause},
 		{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", &c.EventsPollInterval}, {"PARLEY_EVENTS_RETENTION", "24h", &c.EventsRetention},
 		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}, {"PARLEY_CODEC_KEY_TTL", "1m", &c.CodecKeyTTL},
 		{"PARLEY_PAGE_HEALTH_EVERY", "1h", &c.PageHealthEvery}, {"PARLEY_PAGE_EXPIRING_WITHIN", "168h", &c.PageExpiringWithin},

@@ -37,6 +37,8 @@ const (
 var fastSends = map[string]string{
 	"PARLEY_ECHO_WAIT":    "1s",
 	"PARLEY_SEND_TIMEOUT": "4s",
+	// A throttled page pauses for Meta's regain time (the fake: a minute).
+	"PARLEY_MAX_THROTTLE_PAUSE": "2s",
 }
 
 type setup struct {

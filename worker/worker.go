@@ -36,6 +36,8 @@ type Deps struct {
 	PublicURL string
 	// Metrics counts the offers (nil: not counted).
 	Metrics *metrics.Metrics
+	// MaxThrottlePause caps a throttled page's pause (0: Meta's word).
+	MaxThrottlePause time.Duration
 	// Health tunes the page health check and says where alerts go.
 	Health activities.HealthSettings
 }
@@ -49,7 +51,7 @@ func Register(r sdkworker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(conv.RecordTranscript, activity.RegisterOptions{Name: activities.RecordTranscriptName})
 	r.RegisterActivityWithOptions(conv.SaveConversation, activity.RegisterOptions{Name: activities.SaveConversationName})
 	r.RegisterActivityWithOptions(conv.KeepAttachments, activity.RegisterOptions{Name: activities.KeepAttachmentsName})
-	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Blobs: d.Blobs, Log: d.Log, PublicURL: d.PublicURL}
+	send := &activities.Sender{Store: d.Store, Graph: d.Graph, Blobs: d.Blobs, Log: d.Log, PublicURL: d.PublicURL, MaxThrottlePause: d.MaxThrottlePause}
 	r.RegisterActivityWithOptions(send.SendMessage, activity.RegisterOptions{Name: activities.SendMessageName})
 	r.RegisterActivityWithOptions(send.MarkMessageSent, activity.RegisterOptions{Name: activities.MarkMessageSentName})
 	r.RegisterActivityWithOptions(send.MarkMessageFailed, activity.RegisterOptions{Name: activities.MarkMessageFailedName})

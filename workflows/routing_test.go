@@ -490,3 +490,35 @@ func TestTransferToAQueueAndToAnAgent(t *testing.T) {
 		t.Fatalf("transcript notes %+v, want both transfer notes for the next agent", notes)
 	}
 }
+
+// The distributor publishes an offer to the agent and signals the
+// conversation at once: an agent who accepts before the signal has arrived
+// is not refused; the accept waits for the offer, then takes it.
+func TestAnAcceptAheadOfItsOfferSignalWaitsForIt(t *testing.T) {
+	f := newRoutingFixture(t)
+	q := f.queue("Billing", 1, routing.Overflow{}, routing.OperatingHours{})
+	ada := f.agent("Ada", 3, routing.PresenceAvailable, "Billing")
+	h := f.routed(push(q.ID))
+	h.customer(0, "m1", "my invoice is wrong")
+	h.at(10*time.Second, func() {
+		offers, err := h.st.DistributeRound(context.Background(), "test/ahead", h.env.Now().UTC())
+		if err != nil || len(offers) != 1 {
+			t.Errorf("round: %v, %v", offers, err)
+			return
+		}
+		o := offers[0]
+		// The agent answers first; the signal comes two seconds later.
+		h.update(0, "accept", workflows.UpdateAccept, workflows.OfferRequest{ConversationID: o.ConversationID, AgentID: ada.ID})
+		h.at(2*time.Second, func() {
+			h.env.SignalWorkflow(workflows.SignalOffer, workflows.OfferSignal{ConversationID: o.ConversationID, OfferID: o.OfferID,
+				AgentID: o.AgentID, AgentName: o.AgentName, QueueID: o.QueueID, QueueName: o.QueueName, ExpiresAt: o.ExpiresAt})
+		})
+	})
+	var after workflows.ConversationState
+	h.at(time.Minute, func() { after = h.state() })
+	h.run(2 * time.Minute)
+	h.completed("accept")
+	if after.State != workflows.StateActive || after.AgentID != ada.ID {
+		t.Errorf("after the early accept: %s with %q, want active with Ada", after.State, after.AgentID)
+	}
+}

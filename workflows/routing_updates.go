@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -40,13 +41,45 @@ func (c *conversation) validateOffer(ctx workflow.Context, name string, r OfferR
 	return nil
 }
 
+// offerSignalWait: how long an answer to an offer that this conversation
+// has not received yet waits for it. The distributor publishes the offer to
+// the agent and signals the conversation at once: an agent quick to answer
+// may be ahead of the signal.
+const offerSignalWait = 10 * time.Second
+
+// offerInFlight: queued with no offer yet, so the agent's offer may be on
+// its way.
+func (c *conversation) offerInFlight() bool {
+	q := c.state.Queue
+	return c.state.State == StateOpen && q != nil && q.Offer == nil
+}
+
+// validateAccept lets an answer through while the offer may be in flight;
+// the handler then waits for it and checks again.
 func (c *conversation) validateAccept(ctx workflow.Context, r OfferRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateAccept); !ok && c.offerInFlight() && c.validateTarget(r.ConversationID) == nil {
+		return nil
+	}
 	return c.validateOffer(ctx, UpdateAccept, r)
+}
+
+// awaitOffer waits (at most offerSignalWait) for an offer in flight. Only
+// an answer ahead of its offer waits: a timer is started then only.
+func (c *conversation) awaitOffer(ctx workflow.Context) error {
+	if !c.offerInFlight() {
+		return nil
+	}
+	_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: offerSignalWait,
+		TimerOptions: workflow.TimerOptions{Summary: "wait for the offer the agent answered"}}, func() bool { return !c.offerInFlight() })
+	return err
 }
 
 // accept makes the conversation active with the agent it was offered to.
 func (c *conversation) accept(ctx workflow.Context, r OfferRequest) (TransitionResult, error) {
-	return c.transitionUpdate(ctx, UpdateAccept, func() error { return c.validateAccept(ctx, r) }, func() error {
+	if err := c.awaitOffer(ctx); err != nil {
+		return TransitionResult{}, err
+	}
+	return c.transitionUpdate(ctx, UpdateAccept, func() error { return c.validateOffer(ctx, UpdateAccept, r) }, func() error {
 		o := c.state.Queue.Offer
 		in := activities.AcceptInput{ConversationID: c.state.ConversationID, OfferID: o.ID, AgentID: r.AgentID, Now: workflow.Now(ctx).UTC()}
 		var asg store.Assignment
@@ -60,12 +93,18 @@ func (c *conversation) accept(ctx workflow.Context, r OfferRequest) (TransitionR
 }
 
 func (c *conversation) validateReject(ctx workflow.Context, r OfferRequest) error {
+	if _, ok := c.findUpdate(ctx, UpdateReject); !ok && c.offerInFlight() && c.validateTarget(r.ConversationID) == nil {
+		return nil
+	}
 	return c.validateOffer(ctx, UpdateReject, r)
 }
 
 // reject gives the offer back: the distributor offers it to the next agent.
 func (c *conversation) reject(ctx workflow.Context, r OfferRequest) (TransitionResult, error) {
-	return c.transitionUpdate(ctx, UpdateReject, func() error { return c.validateReject(ctx, r) }, func() error {
+	if err := c.awaitOffer(ctx); err != nil {
+		return TransitionResult{}, err
+	}
+	return c.transitionUpdate(ctx, UpdateReject, func() error { return c.validateOffer(ctx, UpdateReject, r) }, func() error {
 		o := c.state.Queue.Offer
 		c.state.RoutingLog = appendLog(c.state.RoutingLog, "rejected by "+name(o.AgentName, r.AgentID))
 		if err := c.declineOffer(ctx, c.state.ConversationID, o.ID, r.AgentID, store.DeclineRejected, false); err != nil {
