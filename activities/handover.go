@@ -2,12 +2,9 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
-
-	"parley/messenger"
 )
 
 // ControlThreadName takes or passes the Messenger thread (handover protocol).
@@ -39,12 +36,7 @@ func (a *Sender) ControlThread(ctx context.Context, in ThreadControlInput) error
 	} else {
 		err = a.Graph.PassThreadControl(ctx, auth, in.PSID, in.TargetAppID, in.Metadata)
 	}
-	var ge *messenger.GraphError
-	if errors.As(err, &ge) {
-		switch ge.Class() {
-		case messenger.ClassTemporary, messenger.ClassThrottled:
-			return err
-		}
+	if ge := pageRefusal(err); ge != nil {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("Meta refused (code %d, subcode %d, %s): %s", ge.Code, ge.Subcode, ge.Class(), ge.Message), ThreadRefusedType, nil)
 	}

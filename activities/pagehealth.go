@@ -130,14 +130,7 @@ func (a *PageHealth) CheckPageHealth(ctx context.Context, pageRef string) (PageH
 	if err != nil {
 		return PageHealthResult{}, fmt.Errorf("debug_token of page %s: %w", p.PageID, err)
 	}
-	check := store.TokenCheck{At: now, Valid: true, Scopes: append([]string{}, info.Scopes...)}
-	if !info.ExpiresAt.IsZero() {
-		exp := info.ExpiresAt.UTC()
-		check.ExpiresAt = &exp
-	}
-	if problem := messenger.TokenProblem(info, acct.AppID, p.PageID); problem != "" {
-		check.Valid, check.Error = false, problem
-	}
+	check := TokenCheckOf(info, acct.AppID, p.PageID, now)
 	if p, err = a.Store.RecordTokenCheck(ctx, p.ID, check); err != nil {
 		return PageHealthResult{}, fmt.Errorf("record the token check of page %s: %w", pageRef, err)
 	}
@@ -167,6 +160,20 @@ func (a *PageHealth) CheckPageHealth(ctx context.Context, pageRef string) (PageH
 	}
 	res.Changed = res.State != res.PreviousState
 	return res, nil
+}
+
+// TokenCheckOf is what debug_token said of a page token, as the page
+// records it (POST /pages/{id}/check and the health check alike).
+func TokenCheckOf(info messenger.TokenInfo, appID, pageID string, at time.Time) store.TokenCheck {
+	check := store.TokenCheck{At: at, Valid: true, Scopes: append([]string{}, info.Scopes...)}
+	if !info.ExpiresAt.IsZero() {
+		exp := info.ExpiresAt.UTC()
+		check.ExpiresAt = &exp
+	}
+	if problem := messenger.TokenProblem(info, appID, pageID); problem != "" {
+		check.Valid, check.Error = false, problem
+	}
+	return check
 }
 
 // subscription checks that the app is still subscribed to every field

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"parley/activities"
 	"parley/apierror"
 	"parley/messenger"
 	"parley/store"
@@ -376,14 +377,7 @@ func (s *Server) checkPage(ctx context.Context, p store.Page) (store.Page, error
 	if err != nil {
 		return s.pageError(ctx, p, "could not check the page token with the Graph API: "+err.Error())
 	}
-	check := store.TokenCheck{At: s.opts.Now().UTC(), Valid: true, Scopes: append([]string{}, info.Scopes...)}
-	if !info.ExpiresAt.IsZero() {
-		exp := info.ExpiresAt.UTC()
-		check.ExpiresAt = &exp
-	}
-	if problem := messenger.TokenProblem(info, acct.AppID, p.PageID); problem != "" {
-		check.Valid, check.Error = false, problem
-	}
+	check := activities.TokenCheckOf(info, acct.AppID, p.PageID, s.opts.Now().UTC())
 	p, err = s.opts.Store.RecordTokenCheck(ctx, p.ID, check)
 	if err != nil {
 		return p, storeError(err, "page", p.ID)

@@ -447,6 +447,10 @@ func (s *Server) recordDelivery(t deliveryTarget, pageID string, body []byte) *D
 // needs its field in both.
 func (s *Server) targetsLocked(p *page, messaging, standby []json.RawMessage) []deliveryTarget {
 	var out []deliveryTarget
+	fields, owners := make([]string, len(messaging)), make([]string, len(messaging))
+	for i, ev := range messaging {
+		fields[i], owners[i] = eventField(ev), s.ownerLocked(p.id, ev)
+	}
 	for _, id := range sortedKeys(p.apps) {
 		pa, a := p.apps[id], s.apps[id]
 		if a.webhook == nil || !pa.subscribed {
@@ -456,11 +460,11 @@ func (s *Server) targetsLocked(p *page, messaging, standby []json.RawMessage) []
 			return f == "" || (slices.Contains(a.webhook.fields, f) && slices.Contains(pa.fields, f))
 		}
 		t := deliveryTarget{appID: id, url: a.webhook.url}
-		for _, ev := range messaging {
-			field := eventField(ev)
+		for i, ev := range messaging {
+			field := fields[i]
 			// Once a handover gave the thread an owner, the other apps get
 			// its events as standby (handover events go to whom they name).
-			if owner := s.ownerLocked(p.id, ev); owner != "" && owner != id && field != "messaging_handovers" {
+			if owner := owners[i]; owner != "" && owner != id && field != "messaging_handovers" {
 				if has("standby") {
 					t.standby = append(t.standby, ev)
 				}

@@ -34,8 +34,7 @@ func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.
 	if !ok {
 		return 0, "", invalidf("unknown send lane %q", lane)
 	}
-	if _, err := exec(ctx, s.db, `INSERT INTO send_limits (page_ref, lane, tat_us) VALUES (?, ?, 0) ON CONFLICT (page_ref, lane) DO NOTHING`,
-		pageRef, lane); err != nil {
+	if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
 		return 0, "", err
 	}
 	for range sendLimitAttempts {
@@ -76,8 +75,7 @@ func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.
 func (s *Store) PauseSends(ctx context.Context, pageRef string, until time.Time, reason string) (err error) {
 	defer wrap(&err, "store.PauseSends(%s)", pageRef)
 	for lane := range ratelimit.Meta {
-		if _, err := exec(ctx, s.db, `INSERT INTO send_limits (page_ref, lane, tat_us) VALUES (?, ?, 0) ON CONFLICT (page_ref, lane) DO NOTHING`,
-			pageRef, lane); err != nil {
+		if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
 			return err
 		}
 		if _, err := exec(ctx, s.db, `UPDATE send_limits SET paused_until_us = ?, pause_reason = ?
@@ -93,8 +91,7 @@ func (s *Store) PauseSends(ctx context.Context, pageRef string, until time.Time,
 func (s *Store) SlowSends(ctx context.Context, pageRef string, factor float64, until time.Time) (err error) {
 	defer wrap(&err, "store.SlowSends(%s)", pageRef)
 	for lane := range ratelimit.Meta {
-		if _, err := exec(ctx, s.db, `INSERT INTO send_limits (page_ref, lane, tat_us) VALUES (?, ?, 0) ON CONFLICT (page_ref, lane) DO NOTHING`,
-			pageRef, lane); err != nil {
+		if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
 			return err
 		}
 		if _, err := exec(ctx, s.db, `UPDATE send_limits SET factor = ?, factor_until_us = ? WHERE page_ref = ? AND lane = ?`,
@@ -103,4 +100,11 @@ func (s *Store) SlowSends(ctx context.Context, pageRef string, factor float64, u
 		}
 	}
 	return nil
+}
+
+// ensureSendLimit creates the page's lane limiter if it has none yet.
+func (s *Store) ensureSendLimit(ctx context.Context, pageRef, lane string) error {
+	_, err := exec(ctx, s.db, `INSERT INTO send_limits (page_ref, lane, tat_us) VALUES (?, ?, 0) ON CONFLICT (page_ref, lane) DO NOTHING`,
+		pageRef, lane)
+	return err
 }

@@ -57,10 +57,16 @@ func (c *conversation) offerInFlight() bool {
 // validateAccept lets an answer through while the offer may be in flight;
 // the handler then waits for it and checks again.
 func (c *conversation) validateAccept(ctx workflow.Context, r OfferRequest) error {
-	if _, ok := c.findUpdate(ctx, UpdateAccept); !ok && c.offerInFlight() && c.validateTarget(r.ConversationID) == nil {
+	return c.validateAnswer(ctx, UpdateAccept, r)
+}
+
+// validateAnswer is validateOffer, but lets an answer ahead of its offer
+// through (its handler waits for the offer, then checks again).
+func (c *conversation) validateAnswer(ctx workflow.Context, name string, r OfferRequest) error {
+	if _, ok := c.findUpdate(ctx, name); !ok && c.offerInFlight() && c.validateTarget(r.ConversationID) == nil {
 		return nil
 	}
-	return c.validateOffer(ctx, UpdateAccept, r)
+	return c.validateOffer(ctx, name, r)
 }
 
 // awaitOffer waits (at most offerSignalWait) for an offer in flight. Only
@@ -93,10 +99,7 @@ func (c *conversation) accept(ctx workflow.Context, r OfferRequest) (TransitionR
 }
 
 func (c *conversation) validateReject(ctx workflow.Context, r OfferRequest) error {
-	if _, ok := c.findUpdate(ctx, UpdateReject); !ok && c.offerInFlight() && c.validateTarget(r.ConversationID) == nil {
-		return nil
-	}
-	return c.validateOffer(ctx, UpdateReject, r)
+	return c.validateAnswer(ctx, UpdateReject, r)
 }
 
 // reject gives the offer back: the distributor offers it to the next agent.
