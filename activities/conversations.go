@@ -139,10 +139,11 @@ func (a *Conversations) OpenConversation(ctx context.Context, in RecordTranscrip
 // workstream's customer-attachment setting applies here, when the message
 // arrives: with it off the agent gets no file, but a note saying one came.
 func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscriptInput) error {
-	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
-		return fmt.Errorf("update conversation %s: %w", in.ConversationID, err)
-	}
-	if len(in.Entries) > 0 {
+	if len(in.Entries) == 0 {
+		if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
+			return fmt.Errorf("update conversation %s: %w", in.ConversationID, err)
+		}
+	} else {
 		customerFiles, err := a.customerAttachmentsAllowed(ctx, in.PageRef, in.Entries)
 		if err != nil {
 			return err
@@ -174,14 +175,10 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 			}
 			rows = append(rows, m)
 		}
-		if _, err := a.Store.InsertMessages(ctx, rows); err != nil {
+		// One transaction: the conversation, its messages, their files and
+		// the live events, committed together.
+		if _, err := a.Store.RecordMessages(ctx, conversationRow(in), rows, files, messageEvents(in, rows)); err != nil {
 			return fmt.Errorf("record %d messages of conversation %s: %w", len(rows), in.ConversationID, err)
-		}
-		if err := a.Store.InsertAttachments(ctx, files); err != nil {
-			return fmt.Errorf("attachments of conversation %s: %w", in.ConversationID, err)
-		}
-		if err := a.Store.AppendEvents(ctx, messageEvents(in, rows)...); err != nil {
-			return fmt.Errorf("live events of conversation %s: %w", in.ConversationID, err)
 		}
 	}
 	for _, e := range in.Echoes {

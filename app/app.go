@@ -100,6 +100,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	opts.FailureConverter = a.Codec.FailureConverter()
 	// The SDK's client and worker metrics (temporal_*), on /metrics.
 	opts.MetricsHandler = a.Metrics.TemporalHandler()
+	// Every payload is ciphertext (the codec): gzip cannot shrink it and
+	// costs CPU on both ends of every call.
+	opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 	a.Temporal, err = client.NewLazyClient(opts)
 	if err != nil {
 		a.Close()
@@ -357,6 +360,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	}
 	health := activities.HealthSettings{ExpiringWithin: a.Config.PageExpiringWithin, SilenceAfter: a.Config.PageSilenceAfter,
 		AlertURL: a.Config.AlertURL, AlertSecret: a.Config.AlertSecret}
+	worker.SetCacheSize(a.Config.WorkflowCacheSize)
 	w := worker.New(a.Temporal, a.Config.TaskQueue, worker.Deps{Store: a.Store, Graph: a.Graph, Blobs: a.Blobs, Log: a.Log, Waker: a.Waker(),
 		PublicURL: a.Config.PublicURL, Metrics: a.Metrics, Health: health, MaxThrottlePause: a.Config.MaxThrottlePause})
 	if err := w.Start(); err != nil {
@@ -378,7 +382,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		return err
 	}
 	a.Log.Info("worker running", "task_queue", a.Config.TaskQueue, "namespace", a.Config.TemporalNamespace,
-		"page_health_every", a.Config.PageHealthEvery.String())
+		"page_health_every", a.Config.PageHealthEvery.String(), "workflow_cache_size", a.Config.WorkflowCacheSize)
 	<-ctx.Done()
 	w.Stop()
 	return nil

@@ -47,6 +47,7 @@ var Vars = []Var{
 	{"PARLEY_SEND_TIMEOUT", "30s", "How long one Send API attempt may take before its outcome counts as unknown (a worker that died mid-call included)."},
 	{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", "A conversation continues as new after this many signals (Temporal's limit is 10,000)."},
 	{"PARLEY_MAX_EVENTS_PER_RUN", "3000", "A conversation continues as new after this many history events (Temporal suggests ~4,096)."},
+	{"PARLEY_WORKFLOW_CACHE_SIZE", "2000", "How many conversations a worker process keeps in memory (Temporal's sticky workflow cache; with 10,000, the SDK's default, a worker took about 750 MB): a message to one that is not cached replays its history first (a few milliseconds for most). Open conversations beyond it cost database rows and Temporal's storage, not the worker's memory."},
 	{"PARLEY_MAX_THROTTLE_PAUSE", "24h", "The longest a throttled page's sends pause (Meta's estimated_time_to_regain_access, else a minute). Demos and tests shorten it; production leaves it."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
 	{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", "Live events (GET /api/v1/events): how often each API process reads new events when nothing wakes it (on PostgreSQL, LISTEN/NOTIFY wakes it at once)."},
@@ -124,6 +125,10 @@ type Config struct {
 	// CodecOrigins the origins allowed to call the codec (empty: any).
 	CodecKeyTTL  time.Duration
 	CodecOrigins []string
+
+	// WorkflowCacheSize is the Temporal SDK's sticky workflow cache, in
+	// workflows, for the whole process (DefaultWorkflowCacheSize).
+	WorkflowCacheSize int
 }
 
 // FromEnv reads the configuration; lookup is os.LookupEnv in production.
@@ -228,6 +233,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		*n.dst = v
 	}
+	cacheSize := get("PARLEY_WORKFLOW_CACHE_SIZE", strconv.Itoa(DefaultWorkflowCacheSize))
+	if c.WorkflowCacheSize, err = strconv.Atoi(cacheSize); err != nil || c.WorkflowCacheSize <= 0 {
+		return Config{}, fmt.Errorf("PARLEY_WORKFLOW_CACHE_SIZE: want a positive whole number of conversations such as %d, got %q", DefaultWorkflowCacheSize, cacheSize)
+	}
 	if c.HumanAgentWindow < c.ReplyWindow {
 		return Config{}, fmt.Errorf("PARLEY_HUMAN_AGENT_WINDOW (%s) must not be shorter than PARLEY_REPLY_WINDOW (%s)", c.HumanAgentWindow, c.ReplyWindow)
 	}
@@ -242,6 +251,20 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	return c, nil
 }
+
+// DefaultWorkflowCacheSize is how many workflows a worker process keeps in
+// memory by default. With the SDK's default, 10,000, `parley serve` was at
+// 748 MB with 10,000 open conversations: about 75 KB of resident memory
+// each (the workflow's state and goroutines, and the garbage the GC lets
+// the process keep beside them). Most open conversations are idle, waiting
+// for a customer or an agent; a message to one that is not cached costs a
+// replay of its history: one history fetch, then a few milliseconds of CPU
+// for a conversation of a few dozen events (BenchmarkOpenConversations:
+// about 3 ms), at most PARLEY_MAX_EVENTS_PER_RUN events. 2,000 (about
+// 150 MB) holds every conversation agents are working on at once on one
+// worker with room to spare (hundreds of agents at a few conversations
+// each), so that replays are for the idle ones only.
+const DefaultWorkflowCacheSize = 2000
 
 // Default Temporal frontend and namespace, when neither PARLEY_* nor
 // TEMPORAL_* (nor a profile) names them.

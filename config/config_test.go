@@ -164,3 +164,21 @@ func TestRegisterSearchAttributes(t *testing.T) {
 		t.Errorf("bad value: %v", err)
 	}
 }
+
+func TestWorkflowCacheSize(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WorkflowCacheSize != config.DefaultWorkflowCacheSize {
+		t.Errorf("default WorkflowCacheSize %d, want %d", c.WorkflowCacheSize, config.DefaultWorkflowCacheSize)
+	}
+	if c, err = config.FromEnv(env(map[string]string{"PARLEY_WORKFLOW_CACHE_SIZE": "500"})); err != nil || c.WorkflowCacheSize != 500 {
+		t.Errorf("PARLEY_WORKFLOW_CACHE_SIZE=500: %d, %v", c.WorkflowCacheSize, err)
+	}
+	for _, bad := range []string{"0", "-5", "many", "2k", "1.5"} {
+		if _, err := config.FromEnv(env(map[string]string{"PARLEY_WORKFLOW_CACHE_SIZE": bad})); err == nil || !strings.Contains(err.Error(), "PARLEY_WORKFLOW_CACHE_SIZE") {
+			t.Errorf("PARLEY_WORKFLOW_CACHE_SIZE=%q: error %v, want one naming the variable", bad, err)
+		}
+	}
+}

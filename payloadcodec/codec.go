@@ -203,6 +203,13 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
+// CachedKeys is the number of keys this process holds in memory.
+func (c *Codec) CachedKeys() int {
+	c.ring.mu.Lock()
+	defer c.ring.mu.Unlock()
+	return len(c.ring.byID)
+}
+
 // Forget drops a customer's key from this process's cache (after its
 // erasure). Other processes forget it within Options.TTL.
 func (c *Codec) Forget(facebookPageID, psid string) {
@@ -309,6 +316,10 @@ type keyring struct {
 	// not cache what it read (it may be the key just erased).
 	forgets uint64
 	flight  singleflight.Group
+	// sweepAt is when store next drops expired entries: without it, every
+	// customer ever seen would stay in memory (a worker meets thousands a
+	// day).
+	sweepAt time.Time
 }
 
 type entry struct {
@@ -407,6 +418,19 @@ func (r *keyring) store(gen uint64, k *dataKey, now time.Time) {
 	e := entry{key: k, expires: now.Add(r.opts.TTL)}
 	r.byID[k.id] = e
 	r.byOwner[k.owner] = e
+	if now.After(r.sweepAt) {
+		r.sweepAt = now.Add(r.opts.TTL)
+		for id, e := range r.byID {
+			if !now.Before(e.expires) {
+				delete(r.byID, id)
+			}
+		}
+		for o, e := range r.byOwner {
+			if !now.Before(e.expires) {
+				delete(r.byOwner, o)
+			}
+		}
+	}
 }
 
 func (r *keyring) forget(owner customer) {

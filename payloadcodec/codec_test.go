@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -359,6 +360,29 @@ func TestKeyCache(t *testing.T) {
 	}
 	if p := encodeOne(t, conversationCodec(codec, page, "300000000000009"), jsonPayload(t, "x")); keyID(p) == "" {
 		t.Error("no key after the database came back")
+	}
+}
+
+// Expired keys leave the cache: a worker that met 100 customers an hour
+// ago does not hold their keys any more.
+func TestKeyCacheForgetsExpiredKeys(t *testing.T) {
+	keys := newStore(t)
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	codec := payloadcodec.New(keys, payloadcodec.Options{TTL: time.Minute, Now: clock})
+	for i := range 100 {
+		encodeOne(t, conversationCodec(codec, page, fmt.Sprintf("3100000000%05d", i)), jsonPayload(t, "hi"))
+	}
+	if n := codec.CachedKeys(); n != 100 {
+		t.Fatalf("%d keys cached after 100 customers, want 100", n)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	encodeOne(t, conversationCodec(codec, page, "310000000099999"), jsonPayload(t, "hi"))
+	if n := codec.CachedKeys(); n != 1 {
+		t.Errorf("%d keys cached after the others expired, want 1", n)
 	}
 }
 

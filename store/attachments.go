@@ -90,35 +90,38 @@ func (s *Store) InsertAttachments(ctx context.Context, as []Attachment) (err err
 	if len(as) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for _, a := range as {
-			if a.ID == "" || a.MessageID == "" || a.ConversationID == "" || a.Type == "" {
-				return invalidf("an attachment needs an id, a message, a conversation and a type")
-			}
-			if !slices.Contains(attachmentStatuses, a.Status) {
-				return invalidf("attachment status %q is not one of %s", a.Status, strings.Join(attachmentStatuses, ", "))
-			}
-			if !slices.Contains(directions, a.Direction) {
-				return invalidf("attachment direction %q is not in or out", a.Direction)
-			}
-			now := s.timestamp(time.Now())
-			var n int
-			if err := get(ctx, tx, &n, `SELECT COUNT(*) FROM messages WHERE id = ? AND conversation_id = ?`, a.MessageID, a.ConversationID); err != nil {
-				return fmt.Errorf("message of attachment %s: %w", a.ID, err)
-			}
-			if n == 0 {
-				continue
-			}
-			if _, err := exec(ctx, tx, `INSERT INTO attachments (`+attachmentColumns+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (id) DO NOTHING`,
-				a.ID, a.MessageID, a.ConversationID, a.FacebookPageID, a.PSID, a.Position, a.Direction, a.Type, a.Status,
-				a.ContentType, a.Size, a.SHA256, a.BlobKey, a.Filename, a.Title, a.StickerID, a.Note, now, now); err != nil {
-				return fmt.Errorf("attachment %s: %w", a.ID, err)
-			}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.insertAttachments(ctx, tx, as) })
+}
+
+// insertAttachments is InsertAttachments inside the caller's transaction.
+func (s *Store) insertAttachments(ctx context.Context, tx *sqlx.Tx, as []Attachment) error {
+	for _, a := range as {
+		if a.ID == "" || a.MessageID == "" || a.ConversationID == "" || a.Type == "" {
+			return invalidf("an attachment needs an id, a message, a conversation and a type")
 		}
-		return nil
-	})
+		if !slices.Contains(attachmentStatuses, a.Status) {
+			return invalidf("attachment status %q is not one of %s", a.Status, strings.Join(attachmentStatuses, ", "))
+		}
+		if !slices.Contains(directions, a.Direction) {
+			return invalidf("attachment direction %q is not in or out", a.Direction)
+		}
+		now := s.timestamp(time.Now())
+		var n int
+		if err := get(ctx, tx, &n, `SELECT COUNT(*) FROM messages WHERE id = ? AND conversation_id = ?`, a.MessageID, a.ConversationID); err != nil {
+			return fmt.Errorf("message of attachment %s: %w", a.ID, err)
+		}
+		if n == 0 {
+			continue
+		}
+		if _, err := exec(ctx, tx, `INSERT INTO attachments (`+attachmentColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`,
+			a.ID, a.MessageID, a.ConversationID, a.FacebookPageID, a.PSID, a.Position, a.Direction, a.Type, a.Status,
+			a.ContentType, a.Size, a.SHA256, a.BlobKey, a.Filename, a.Title, a.StickerID, a.Note, now, now); err != nil {
+			return fmt.Errorf("attachment %s: %w", a.ID, err)
+		}
+	}
+	return nil
 }
 
 // GetAttachment returns one attachment.

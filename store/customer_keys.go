@@ -74,13 +74,14 @@ func (s *Store) SystemKey(ctx context.Context) (_ DataKey, err error) {
 	return s.dataKey(ctx, DataKeySystem, "", "")
 }
 
-// dataKey reads the key of (page, psid) or creates it. Processes racing to
-// create it all insert theirs with ON CONFLICT DO NOTHING and then read the
-// one row that won.
+// dataKey reads the key of (page, psid) or creates it: on the webhook's
+// acknowledgement path for a new customer, hence one read (rdb) and one
+// insert that returns its row. Processes racing to create it all insert
+// theirs with ON CONFLICT DO NOTHING; the losers read the row that won.
 func (s *Store) dataKey(ctx context.Context, kind, facebookPageID, psid string) (DataKey, error) {
 	const byOwner = `SELECT ` + dataKeyColumns + ` FROM customer_keys WHERE facebook_page_id = ? AND psid = ?`
 	var r dataKeyRow
-	err := get(ctx, s.db, &r, byOwner, facebookPageID, psid)
+	err := get(ctx, s.rdb, &r, byOwner, facebookPageID, psid)
 	if err == nil {
 		return s.openDataKey(r)
 	}
@@ -99,12 +100,15 @@ func (s *Store) dataKey(ctx context.Context, kind, facebookPageID, psid string) 
 	if err != nil {
 		return DataKey{}, fmt.Errorf("wrap key: %w", err)
 	}
-	if _, err := exec(ctx, s.db, `INSERT INTO customer_keys (`+dataKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (facebook_page_id, psid) DO NOTHING`,
-		id, kind, facebookPageID, psid, wrapped, s.timestamp(s.clock())); err != nil {
-		return DataKey{}, err
+	err = get(ctx, s.db, &r, `INSERT INTO customer_keys (`+dataKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (facebook_page_id, psid) DO NOTHING RETURNING `+dataKeyColumns,
+		id, kind, facebookPageID, psid, wrapped, s.timestamp(s.clock()))
+	if errors.Is(err, ErrNotFound) {
+		// Another process created it first; read it from the writer, which
+		// has seen that commit.
+		err = get(ctx, s.db, &r, byOwner, facebookPageID, psid)
 	}
-	if err := get(ctx, s.db, &r, byOwner, facebookPageID, psid); err != nil {
+	if err != nil {
 		return DataKey{}, err
 	}
 	return s.openDataKey(r)
@@ -115,7 +119,7 @@ func (s *Store) dataKey(ctx context.Context, kind, facebookPageID, psid string) 
 func (s *Store) KeyByID(ctx context.Context, id string) (_ DataKey, err error) {
 	defer wrap(&err, "store.KeyByID(%s)", id)
 	var r dataKeyRow
-	if err := get(ctx, s.db, &r, `SELECT `+dataKeyColumns+` FROM customer_keys WHERE key_id = ?`, id); err != nil {
+	if err := get(ctx, s.rdb, &r, `SELECT `+dataKeyColumns+` FROM customer_keys WHERE key_id = ?`, id); err != nil {
 		return DataKey{}, err
 	}
 	return s.openDataKey(r)

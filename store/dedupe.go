@@ -31,7 +31,7 @@ func (s *Store) unheld(ctx context.Context, column, fbPageID, psid string, value
 		args = append(args, v)
 	}
 	var held []string
-	if err := list(ctx, s.db, &held, `
+	if err := list(ctx, s.rdb, &held, `
 		SELECT `+column+` FROM messages
 		WHERE facebook_page_id = ? AND psid = ? AND `+column+` IN (`+placeholders(len(values))+`)`, args...); err != nil {
 		return nil, err

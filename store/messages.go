@@ -250,6 +250,46 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []
 	return inserted, nil
 }
 
+// RecordMessages records a burst of a conversation's transcript in one
+// transaction (one commit, so one fsync on SQLite, instead of one per
+// step): the conversation's row (as UpsertConversation), the messages (as
+// InsertMessages), their attachments (as InsertAttachments) and the live
+// events about them (as AppendEvents, last: it holds the event counter's
+// lock until the commit). It returns the ids of the messages inserted.
+func (s *Store) RecordMessages(ctx context.Context, c Conversation, msgs []Message, files []Attachment, evs []NewEvent) (inserted []string, err error) {
+	defer wrap(&err, "store.RecordMessages(%q)", c.ID)
+	now := s.clock()
+	rows := make([]messageRow, len(msgs))
+	for i, m := range msgs {
+		if rows[i], err = s.messageRowOf(m, now); err != nil {
+			return nil, err
+		}
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		inserted = inserted[:0]
+		if err := s.upsertConversation(ctx, tx, c); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			id, ok, err := s.insertMessage(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if ok {
+				inserted = append(inserted, id)
+			}
+		}
+		if err := s.insertAttachments(ctx, tx, files); err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, evs...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inserted, nil
+}
+
 // insertMessage inserts one row; ok is false when it was already recorded
 // (same dedupe key for the customer, id, or conversation seq).
 func (s *Store) insertMessage(ctx context.Context, tx *sqlx.Tx, r messageRow) (id string, ok bool, err error) {

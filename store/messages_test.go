@@ -375,3 +375,54 @@ func TestMarkMessageSentAndFailed(t *testing.T) {
 		}
 	})
 }
+
+// RecordMessages commits the conversation, its messages, their files and
+// the live events together: a retry adds nothing, and a burst that fails
+// halfway leaves no trace (no message recorded without its event).
+func TestRecordMessagesIsOneTransaction(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := messageFixture(t, s, "610", "psid-r")
+		at := mustUTC(t, "2025-06-01T10:00:00Z")
+		m1, m2 := inbound(c, 1, "mid.r1", at), inbound(c, 2, "mid.r2", at.Add(time.Second))
+		c.MessageCount = 2
+		ev := func(m Message) NewEvent {
+			return NewEvent{Type: EventConversationMessage, AgentID: "agent-1", ConversationID: c.ID,
+				Data: map[string]any{"message_id": m.ID}, DedupeKey: "msg/" + m.ID}
+		}
+		before, err := s.EventsAfter(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := s.RecordMessages(ctx, c, []Message{m1, m2}, nil, []NewEvent{ev(m1), ev(m2)})
+		if err != nil || len(ids) != 2 {
+			t.Fatalf("RecordMessages: %v %v, want 2 ids", ids, err)
+		}
+		again, err := s.RecordMessages(ctx, c, []Message{m1, m2}, nil, []NewEvent{ev(m1), ev(m2)})
+		if err != nil || len(again) != 0 {
+			t.Fatalf("retry: %v %v, want nothing inserted", again, err)
+		}
+		got, err := s.GetConversation(ctx, c.ID)
+		if err != nil || got.MessageCount != 2 {
+			t.Fatalf("conversation: %+v %v, want 2 messages counted", got, err)
+		}
+		after, err := s.EventsAfter(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(after) - len(before); n != 2 {
+			t.Errorf("%d live events, want 2 (none doubled by the retry)", n)
+		}
+
+		// A bad attachment fails the burst: its message is not recorded.
+		m3 := inbound(c, 3, "mid.r3", at.Add(2*time.Second))
+		bad := Attachment{ID: m3.ID + "-a0", MessageID: m3.ID, ConversationID: c.ID, Type: "image", Status: "nonsense", Direction: DirectionIn}
+		if _, err := s.RecordMessages(ctx, c, []Message{m3}, []Attachment{bad}, []NewEvent{ev(m3)}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("bad attachment: %v, want ErrInvalid", err)
+		}
+		msgs, err := s.ListMessages(ctx, c.ID, 0, 10)
+		if err != nil || len(msgs) != 2 {
+			t.Errorf("after the failed burst: %d messages (%v), want 2", len(msgs), err)
+		}
+	})
+}

@@ -56,7 +56,13 @@ func init() {
 
 // Store is Parley's database. It is safe for concurrent use.
 type Store struct {
-	db      *sqlx.DB
+	db *sqlx.DB
+	// rdb serves the reads on the webhook's acknowledgement path (dedupe
+	// keys, data keys, callback pages). On an SQLite file it has
+	// connections of its own: in WAL mode they read while the single
+	// writer connection is busy with the worker's writes, instead of
+	// queueing behind them. Elsewhere it is db.
+	rdb     *sqlx.DB
 	box     *secrets.Box
 	dialect string
 	// migrationLockWait bounds how long Migrate waits for another
@@ -91,7 +97,16 @@ func Open(ctx context.Context, url string, box *secrets.Box) (_ *Store, err erro
 	if err := ping(ctx, db, dialect); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db, box: box, dialect: dialect, migrationLockWait: migrationLockWait, now: time.Now}, nil
+	rdb := db
+	if dialect == DialectSQLite && !strings.Contains(dsn, ":memory:") && !strings.Contains(dsn, "mode=memory") {
+		// Opened after the writer switched the file to WAL; query_only
+		// keeps these connections from ever taking the write lock.
+		if rdb, err = sqlx.Open(driver, dsn+"&_pragma=query_only(1)"); err != nil {
+			return nil, errors.Join(err, db.Close())
+		}
+		rdb.SetMaxOpenConns(4)
+	}
+	return &Store{db: db, rdb: rdb, box: box, dialect: dialect, migrationLockWait: migrationLockWait, now: time.Now}, nil
 }
 
 // ping checks the connection. Processes opening a new SQLite file at the
@@ -165,7 +180,11 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("store.Close: %w", err)
 	}
 	return nil

@@ -132,6 +132,14 @@ func New(c client.Client, taskQueue string, d Deps) *Worker {
 	return &Worker{conversations: conv, distributor: dist}
 }
 
+// SetCacheSize sets how many workflows this process keeps in memory
+// (config.DefaultWorkflowCacheSize says why not the SDK's 10,000). The
+// cache is shared by every worker of the process and sized when the first
+// one is built: call it before New.
+func SetCacheSize(n int) {
+	sdkworker.SetStickyWorkflowCacheSize(n)
+}
+
 // Start starts polling both task queues.
 func (w *Worker) Start() error {
 	if err := w.distributor.Start(); err != nil {

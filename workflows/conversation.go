@@ -52,6 +52,16 @@ const (
 	// transfer accepted, translations, every variable filled, rate-limited
 	// queue positions).
 	versionAutomated = "automated-messages"
+	// versionLocalReads: the activities that only read (settings, which
+	// events are new, the queue position, the customer's profile) run as
+	// local activities (issue 10): no task queue round trip and no
+	// workflow task of their own. Writes stay regular activities: a local
+	// activity runs before its workflow task commits, and a task that
+	// fails is decided again, maybe differently (signals arrived
+	// meanwhile), so a write made with what it decided (a sequence
+	// number, a conversation id) could disagree with history. Reading
+	// twice is harmless; the profile's write is the same whoever asks.
+	versionLocalReads = "local-reads"
 )
 
 // Conversation states (contact-center.md section 5).
@@ -291,6 +301,7 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	c.profileV = c.nothingLost && workflow.GetVersion(ctx, versionProfile, workflow.DefaultVersion, 1) >= 1
 	c.filesV = c.profileV && workflow.GetVersion(ctx, versionKeepFiles, workflow.DefaultVersion, 1) >= 1
 	c.automatedV = c.filesV && workflow.GetVersion(ctx, versionAutomated, workflow.DefaultVersion, 1) >= 1
+	c.localReads = c.automatedV && workflow.GetVersion(ctx, versionLocalReads, workflow.DefaultVersion, 1) >= 1
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
@@ -328,6 +339,8 @@ type conversation struct {
 	filesV bool
 	// automatedV: this run has issue 9's automated messages (versionAutomated).
 	automatedV bool
+	// localReads: this run's reading activities are local (versionLocalReads).
+	localReads bool
 	// routingNow: route is waiting for the ledger's answer (a pick may
 	// already see the conversation queued).
 	routingNow bool
@@ -568,6 +581,39 @@ func (c *conversation) shouldContinueAsNew(ctx workflow.Context) bool {
 		info.GetCurrentHistoryLength() >= c.limits.MaxEventsPerRun ||
 		c.signalsThisRun >= c.limits.MaxSignalsPerRun ||
 		c.updatesThisRun >= c.limits.MaxUpdatesPerRun
+}
+
+// readContext carries o for execRead: as local activity options when the
+// run's reads are local (versionLocalReads).
+func (c *conversation) readContext(ctx workflow.Context, o workflow.ActivityOptions) workflow.Context {
+	if !c.localReads {
+		return workflow.WithActivityOptions(ctx, o)
+	}
+	// A local activity's ScheduleToCloseTimeout defaults to its
+	// StartToCloseTimeout: it would give up after one slow attempt (a
+	// busy database), where a regular one retries until it succeeds.
+	total := o.ScheduleToCloseTimeout
+	if total == 0 {
+		total = localRetryFor
+	}
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: total,
+		RetryPolicy: o.RetryPolicy, Summary: o.Summary,
+	})
+}
+
+// localRetryFor is how long a local activity keeps retrying: as good as
+// forever, like the regular activity it replaces.
+const localRetryFor = 10 * 365 * 24 * time.Hour
+
+// execRead runs an activity that only reads (or writes what any run would
+// write the same), with readContext's options. Past a short local backoff
+// the SDK retries on a timer: a database outage delays, it loses nothing.
+func (c *conversation) execRead(ctx workflow.Context, name string, args ...any) workflow.Future {
+	if c.localReads {
+		return workflow.ExecuteLocalActivity(ctx, name, args...)
+	}
+	return workflow.ExecuteActivity(ctx, name, args...)
 }
 
 // storeActivity: database writes. The database may be down for a while:

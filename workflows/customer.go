@@ -17,9 +17,11 @@ const versionProfile = "customer-profile"
 func (c *conversation) loadProfile(ctx workflow.Context) error {
 	in := activities.ProfileInput{PageRef: c.in.PageRef, PSID: c.in.PSID, Now: workflow.Now(ctx).UTC(),
 		AutoCreateContact: c.state.Settings != nil && c.state.Settings.AutoCreateContacts}
-	actx := workflow.WithActivityOptions(ctx, storeActivity("read the customer's profile (name)"))
+	// Local (versionLocalReads): one short Graph call at most, and what it
+	// writes (the profile, the contact) is the same whoever asks.
+	actx := c.readContext(ctx, storeActivity("read the customer's profile (name)"))
 	var p activities.CustomerProfile
-	if err := workflow.ExecuteActivity(actx, activities.LoadProfileName, in).Get(ctx, &p); err != nil {
+	if err := c.execRead(actx, activities.LoadProfileName, in).Get(ctx, &p); err != nil {
 		return fmt.Errorf("load profile: %w", err)
 	}
 	c.state.Customer = &p

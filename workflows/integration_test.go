@@ -167,6 +167,10 @@ func TestASteadyStreamContinuesAsNewAndLosesNoReply(t *testing.T) {
 	customer, agentReplies := 0, map[string]int{}
 	for i, m := range tr {
 		if m.Seq != int64(i+1) {
+			t.Logf("%d entries, want %d; around the gap:", len(tr), messages+1+replies)
+			for j := max(0, i-3); j < min(len(tr), i+3); j++ {
+				t.Logf("  entry %d: seq %d, %s: %q", j, tr[j].Seq, tr[j].Sender, tr[j].Text)
+			}
 			t.Fatalf("transcript entry %d has seq %d: a sequence number was skipped or doubled", i, m.Seq)
 		}
 		switch m.Sender {

@@ -296,8 +296,8 @@ func (c *conversation) close(ctx workflow.Context, reason string) error {
 
 func (c *conversation) loadSettings(ctx workflow.Context) error {
 	var s activities.Settings
-	actx := workflow.WithActivityOptions(ctx, storeActivity("read the workstream settings"))
-	if err := workflow.ExecuteActivity(actx, activities.LoadSettingsName, c.in.PageRef).Get(ctx, &s); err != nil {
+	actx := c.readContext(ctx, storeActivity("read the workstream settings"))
+	if err := c.execRead(actx, activities.LoadSettingsName, c.in.PageRef).Get(ctx, &s); err != nil {
 		return fmt.Errorf("load settings: %w", err)
 	}
 	c.state.Settings = &s

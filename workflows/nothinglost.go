@@ -138,8 +138,8 @@ func (c *conversation) freshWindowEvent(ctx workflow.Context, events []messenger
 	}
 	in := activities.UnrecordedInput{FacebookPageID: c.in.FacebookPageID, PSID: c.in.PSID, DedupeKeys: keys}
 	var out []string
-	actx := workflow.WithActivityOptions(ctx, storeActivity("check which customer messages are new"))
-	if err := workflow.ExecuteActivity(actx, activities.UnrecordedEventsName, in).Get(ctx, &out); err != nil {
+	actx := c.readContext(ctx, storeActivity("check which customer messages are new"))
+	if err := c.execRead(actx, activities.UnrecordedEventsName, in).Get(ctx, &out); err != nil {
 		return false, fmt.Errorf("check recorded events: %w", err)
 	}
 	return len(out) > 0, nil

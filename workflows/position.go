@@ -59,9 +59,9 @@ func (c *conversation) checkPosition(ctx workflow.Context) error {
 		return nil
 	}
 	var out activities.QueuePlaceOutput
-	actx := workflow.WithActivityOptions(ctx, storeActivity("read the queue position"))
+	actx := c.readContext(ctx, storeActivity("read the queue position"))
 	in := activities.QueuePlaceInput{ConversationID: c.state.ConversationID, Now: now}
-	if err := workflow.ExecuteActivity(actx, activities.QueuePlaceName, in).Get(ctx, &out); err != nil {
+	if err := c.execRead(actx, activities.QueuePlaceName, in).Get(ctx, &out); err != nil {
 		return fmt.Errorf("queue place: %w", err)
 	}
 	c.state.PositionCheckedAt = now

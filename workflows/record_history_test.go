@@ -215,6 +215,18 @@ func TestRecordRoutingHistory(t *testing.T) {
 //
 //	PARLEY_RECORD_HISTORY=1 go test -run TestRecordSurveyHistory ./workflows
 func TestRecordSurveyHistory(t *testing.T) {
+	recordSurveyHistory(t, "testdata/conversation_v8_both_surveys_closed.json")
+}
+
+// TestRecordLocalReadsHistory records the same conversation once its
+// reads are local activities (versionLocalReads):
+//
+//	PARLEY_RECORD_HISTORY=1 go test -run TestRecordLocalReadsHistory ./workflows
+func TestRecordLocalReadsHistory(t *testing.T) {
+	recordSurveyHistory(t, "testdata/conversation_v10_local_reads_closed.json")
+}
+
+func recordSurveyHistory(t *testing.T, file string) {
 	if os.Getenv("PARLEY_RECORD_HISTORY") == "" {
 		t.Skip("set PARLEY_RECORD_HISTORY=1 to record histories into testdata/")
 	}
@@ -267,7 +279,7 @@ func TestRecordSurveyHistory(t *testing.T) {
 	}
 	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
 	time.Sleep(time.Second) // let the run end
-	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), "testdata/conversation_v8_both_surveys_closed.json")
+	save(t, e, workflows.ConversationWorkflowID(itPageID, psid), file)
 }
 
 // TestRecordPositionAndLinkSurveyHistory records a conversation that waits
