@@ -45,11 +45,16 @@ test-unit:
 # Gateway acknowledgements per second next to raw SignalWithStart (ratio),
 # acknowledgement latency at half the maximum rate with the worker running,
 # and message-to-offer latency, against real dev servers in memory; each
-# figure on a line of its own with its target. About 3 minutes on 2 cores.
+# figure on a line of its own with its target. About 3 minutes on 2 cores;
+# then a worker's memory with 100,000 open conversations and the latency of
+# messages to those evicted from its cache, 1 to 2 hours more
+# (PARLEY_BENCH_OPEN=3000 for a quick check).
 bench: $(TEMPORAL)
 	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench 'Gateway$$' -benchtime 500x -timeout 20m ./bench/
 	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench AckLatency -benchtime 1x -timeout 20m ./bench/
 	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench MessageToOffer -benchtime 600x -timeout 20m ./bench/
+	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench LongConversation -benchtime 1x -timeout 60m ./bench/
+	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench OpenConversations -benchtime 1x -timeout 3h ./bench/
 
 vet:
 	$(GO) vet ./...

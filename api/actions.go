@@ -17,24 +17,36 @@ import (
 	"parley/workflows"
 )
 
-// updateTimeout bounds how long a request waits for the workflow; a reply
-// throttled by Meta can take longer, and then finishes in the background.
-const updateTimeout = 60 * time.Second
+// DefaultUpdateWait bounds how long a request waits for the workflow to
+// finish an update (Options.UpdateWait): a reply throttled by Meta can take
+// longer, and then finishes in the background.
+const DefaultUpdateWait = 60 * time.Second
 
 // update runs a workflow update on the conversation and decodes its result.
 // The Idempotency-Key header, when given, makes a retried request the same
 // update: a reply is never sent twice because a client retried.
+//
+// It waits in two steps, so that a slow update and an unreachable Temporal
+// answer differently: first until the workflow accepted the update (not
+// within the wait: 503, nothing was taken in), then until it finished (not
+// within the wait: 202, it goes on and its outcome shows in the
+// conversation).
 func (s *Server) update(c echo.Context, cv store.Conversation, name string, arg, out any) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), updateTimeout)
+	wait := s.opts.UpdateWait
+	if wait <= 0 {
+		wait = DefaultUpdateWait
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
 	defer cancel()
 	h, err := s.opts.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   cv.WorkflowID,
 		UpdateID:     c.Request().Header.Get("Idempotency-Key"),
 		UpdateName:   name,
 		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
+		WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	if err == nil {
+	accepted := err == nil
+	if accepted {
 		err = h.Get(ctx, out)
 	}
 	if err == nil {
@@ -47,7 +59,7 @@ func (s *Server) update(c echo.Context, cv store.Conversation, name string, arg,
 	switch {
 	case errors.As(err, &nf):
 		return apierror.New(http.StatusConflict, "refused", "the conversation is closed")
-	case errors.Is(err, context.DeadlineExceeded):
+	case accepted && ctx.Err() != nil && c.Request().Context().Err() == nil:
 		return &apierror.Error{Status: http.StatusAccepted, Code: "in_progress",
 			Message: "still in progress (Meta is slow or throttling); read the conversation's messages for the outcome", Err: err}
 	}

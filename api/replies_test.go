@@ -14,6 +14,7 @@ import (
 
 type sentJSON struct {
 	ID            string `json:"id"`
+	Text          string `json:"text"`
 	Seq           int64  `json:"seq"`
 	Status        string `json:"status"`
 	MessagingType string `json:"messaging_type"`
@@ -369,5 +370,44 @@ func TestCustomerAttachmentsOffKeepsANoteNotTheFile(t *testing.T) {
 			t.Fatal("the message never arrived")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A reply that Meta throttles for longer than the API waits answers 202
+// in_progress (not 503: Temporal took it in), and is sent once the page's
+// pause is over; the agent sees it in the conversation's messages.
+func TestAThrottledReplyAnswers202AndIsSentLater(t *testing.T) {
+	r := setupReplies(t, testenv.Options{Config: map[string]string{"PARLEY_MAX_THROTTLE_PAUSE": "4s", "PARLEY_API_UPDATE_WAIT": "1s"}}, "psid-t")
+	r.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: 613})
+	status, _, raw := r.reply(t, "throttled for a while")
+	if status != http.StatusAccepted || !strings.Contains(raw, `"in_progress"`) {
+		t.Fatalf("throttled reply: %d %s, want 202 in_progress", status, raw)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var page struct{ Data []sentJSON }
+		r.e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+r.convID+"/messages", nil, &page)
+		var found *sentJSON
+		for i, m := range page.Data {
+			if m.Text == "throttled for a while" {
+				found = &page.Data[i]
+			}
+		}
+		if found != nil && found.Status == "sent" && found.MID != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the throttled reply is %+v 30 s later, want sent", found)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	n := 0
+	for _, m := range r.e.Meta.Sent(pageID, "psid-t") {
+		if m.Text == "throttled for a while" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("Meta holds the reply %d times, want once", n)
 	}
 }

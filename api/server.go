@@ -33,6 +33,9 @@ type Options struct {
 	Graph    *messenger.Client
 	// PublicURL is the externally reachable base URL: callback URLs start with it.
 	PublicURL string
+	// UpdateWait bounds a request's wait for its conversation's workflow
+	// (0: DefaultUpdateWait); past it a reply answers 202 and goes on.
+	UpdateWait time.Duration
 	// AdminAPIKey is the bootstrap key with the admin role.
 	AdminAPIKey string
 	// Windows are Meta's window lengths (reply modes are computed with them).

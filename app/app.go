@@ -205,6 +205,7 @@ func (a *App) handler() (http.Handler, *events.Hub) {
 		Temporal:    a.Temporal,
 		Graph:       a.Graph,
 		PublicURL:   a.Config.PublicURL,
+		UpdateWait:  a.Config.UpdateWait,
 		AdminAPIKey: a.AdminAPIKey,
 		Windows:     a.windows(),
 		Logger:      a.Log,

@@ -48,6 +48,7 @@ var Vars = []Var{
 	{"PARLEY_MAX_SIGNALS_PER_RUN", "1000", "A conversation continues as new after this many signals (Temporal's limit is 10,000)."},
 	{"PARLEY_MAX_EVENTS_PER_RUN", "3000", "A conversation continues as new after this many history events (Temporal suggests ~4,096)."},
 	{"PARLEY_WORKFLOW_CACHE_SIZE", "2000", "How many conversations a worker process keeps in memory (Temporal's sticky workflow cache; with 10,000, the SDK's default, a worker took about 750 MB): a message to one that is not cached replays its history first (a few milliseconds for most). Open conversations beyond it cost database rows and Temporal's storage, not the worker's memory."},
+	{"PARLEY_API_UPDATE_WAIT", "60s", "How long an agent's request waits for its conversation (a reply's send included): past it the API answers 202 in_progress and the reply goes on (a throttled page). Tests shorten it."},
 	{"PARLEY_MAX_THROTTLE_PAUSE", "24h", "The longest a throttled page's sends pause (Meta's estimated_time_to_regain_access, else a minute). Demos and tests shorten it; production leaves it."},
 	{"PARLEY_SIGNAL_TIMEOUT", "5s", "How long the gateway waits for Temporal to accept a webhook's events before answering 503."},
 	{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", "Live events (GET /api/v1/events): how often each API process reads new events when nothing wakes it (on PostgreSQL, LISTEN/NOTIFY wakes it at once)."},
@@ -104,13 +105,15 @@ type Config struct {
 	BlindEchoWait      time.Duration
 	SendTimeout        time.Duration
 	MaxThrottlePause   time.Duration
-	MaxSignalsPerRun   int
-	MaxEventsPerRun    int
-	LogLevel           string
-	LogFormat          string
-	level              slog.Level
-	TemporalCLI        string
-	SimURL             string
+	// UpdateWait is PARLEY_API_UPDATE_WAIT.
+	UpdateWait       time.Duration
+	MaxSignalsPerRun int
+	MaxEventsPerRun  int
+	LogLevel         string
+	LogFormat        string
+	level            slog.Level
+	TemporalCLI      string
+	SimURL           string
 
 	// EventsPollInterval, EventsRetention and EventsHeartbeat tune the
 	// live event stream (GET /api/v1/events).
@@ -211,7 +214,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	for _, d := range []struct {
 		name, def string
 		dst       *time.Duration
-	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout}, {"PARLEY_MAX_THROTTLE_PAUSE", "24h", &c.MaxThrottlePause},
+	}{{"PARLEY_WINDOW_EDGE_MARGIN", "2s", &c.WindowEdgeMargin}, {"PARLEY_ECHO_WAIT", "15s", &c.EchoWait}, {"PARLEY_BLIND_ECHO_WAIT", "10m", &c.BlindEchoWait}, {"PARLEY_SEND_TIMEOUT", "30s", &c.SendTimeout}, {"PARLEY_MAX_THROTTLE_PAUSE", "24h", &c.MaxThrottlePause}, {"PARLEY_API_UPDATE_WAIT", "60s", &c.UpdateWait},
 		{"PARLEY_EVENTS_POLL_INTERVAL", "250ms", &c.EventsPollInterval}, {"PARLEY_EVENTS_RETENTION", "24h", &c.EventsRetention},
 		{"PARLEY_EVENTS_HEARTBEAT", "15s", &c.EventsHeartbeat}, {"PARLEY_CODEC_KEY_TTL", "1m", &c.CodecKeyTTL},
 		{"PARLEY_PAGE_HEALTH_EVERY", "1h", &c.PageHealthEvery}, {"PARLEY_PAGE_EXPIRING_WITHIN", "168h", &c.PageExpiringWithin},
