@@ -43,12 +43,13 @@ test-unit:
 	$(GO) test -count=1 -short ./...
 
 # Gateway acknowledgements per second next to raw SignalWithStart (ratio),
-# acknowledgement latency at half the maximum rate with the worker running,
-# and message-to-offer latency, against real dev servers in memory; each
-# figure on a line of its own with its target. About 3 minutes on 2 cores;
-# then a worker's memory with 100,000 open conversations and the latency of
-# messages to those evicted from its cache, 1 to 2 hours more
-# (PARLEY_BENCH_OPEN=3000 for a quick check).
+# acknowledgement latency at half the sustained maximum rate with the worker
+# running, message-to-offer latency, one 20,000-message conversation (last
+# 100 against first 100) and a worker's memory with 100,000 open
+# conversations (and messages to those evicted from its cache), against real
+# dev servers in memory; each figure on a line of its own with its target.
+# About 20 minutes on 2 cores, then 1 to 2 hours for the open conversations
+# (PARLEY_BENCH_OPEN=10000 for a shorter run).
 bench: $(TEMPORAL)
 	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench 'Gateway$$' -benchtime 500x -timeout 20m ./bench/
 	PARLEY_BENCH_TEMPORAL=memory $(GO) test -run '^$$' -bench AckLatency -benchtime 1x -timeout 20m ./bench/
