@@ -377,7 +377,9 @@ func TestCustomerAttachmentsOffKeepsANoteNotTheFile(t *testing.T) {
 // in_progress (not 503: Temporal took it in), and is sent once the page's
 // pause is over; the agent sees it in the conversation's messages.
 func TestAThrottledReplyAnswers202AndIsSentLater(t *testing.T) {
-	r := setupReplies(t, testenv.Options{Config: map[string]string{"PARLEY_MAX_THROTTLE_PAUSE": "4s", "PARLEY_API_UPDATE_WAIT": "1s"}}, "psid-t")
+	// The wait is short, yet long enough for the setup's assignment on a
+	// busy machine; the pause is longer than the wait.
+	r := setupReplies(t, testenv.Options{Config: map[string]string{"PARLEY_MAX_THROTTLE_PAUSE": "10s", "PARLEY_API_UPDATE_WAIT": "5s"}}, "psid-t")
 	r.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: 613})
 	status, _, raw := r.reply(t, "throttled for a while")
 	if status != http.StatusAccepted || !strings.Contains(raw, `"in_progress"`) {
