@@ -225,29 +225,7 @@ func (s *Store) messageRowOf(m Message, now time.Time) (messageRow, error) {
 // in input order; ids left empty in msgs are generated.
 func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []string, err error) {
 	defer wrap(&err, "store.InsertMessages")
-	now := s.clock()
-	rows := make([]messageRow, len(msgs))
-	for i, m := range msgs {
-		if rows[i], err = s.messageRowOf(m, now); err != nil {
-			return nil, err
-		}
-	}
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for _, r := range rows {
-			id, ok, err := s.insertMessage(ctx, tx, r)
-			if err != nil {
-				return err
-			}
-			if ok {
-				inserted = append(inserted, id)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return inserted, nil
+	return s.recordMessages(ctx, nil, msgs, nil, nil)
 }
 
 // RecordMessages records a burst of a conversation's transcript in one
@@ -258,6 +236,11 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []Message) (inserted []
 // lock until the commit). It returns the ids of the messages inserted.
 func (s *Store) RecordMessages(ctx context.Context, c Conversation, msgs []Message, files []Attachment, evs []NewEvent) (inserted []string, err error) {
 	defer wrap(&err, "store.RecordMessages(%q)", c.ID)
+	return s.recordMessages(ctx, &c, msgs, files, evs)
+}
+
+// recordMessages is RecordMessages; without a conversation, InsertMessages.
+func (s *Store) recordMessages(ctx context.Context, c *Conversation, msgs []Message, files []Attachment, evs []NewEvent) (inserted []string, err error) {
 	now := s.clock()
 	rows := make([]messageRow, len(msgs))
 	for i, m := range msgs {
@@ -267,8 +250,10 @@ func (s *Store) RecordMessages(ctx context.Context, c Conversation, msgs []Messa
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		inserted = inserted[:0]
-		if err := s.upsertConversation(ctx, tx, c); err != nil {
-			return err
+		if c != nil {
+			if err := s.upsertConversation(ctx, tx, *c); err != nil {
+				return err
+			}
 		}
 		for _, r := range rows {
 			id, ok, err := s.insertMessage(ctx, tx, r)
