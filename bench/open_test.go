@@ -88,9 +88,9 @@ func BenchmarkOpenConversations(b *testing.B) {
 	}
 	began := time.Now()
 
-	bin := filepath.Join(b.TempDir(), "parley")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/parley").CombinedOutput(); err != nil {
-		b.Fatalf("build parley: %v\n%s", err, out)
+	bin, err := testenv.BuildParley(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
 	}
 	dbPath := filepath.Join(b.TempDir(), "parley.db")
 	e := testenv.Start(b, testenv.Options{NoWorker: true, SignalTimeout: 30 * time.Second, DatabaseURL: "sqlite:" + dbPath,

@@ -38,38 +38,17 @@ const (
 	agents      = 6
 )
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > 4000 {
-		s = s[len(s)-4000:]
-	}
-	return s
-}
-
 // process is one `parley api` or `parley worker`.
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testenv.Output
 	url  string // the API's base URL
 }
 
 func startProcess(t *testing.T, bin, name, sub string, env []string) *process {
 	t.Helper()
-	p := &process{name: name, out: &lockedBuffer{}}
+	p := &process{name: name, out: &testenv.Output{}}
 	p.cmd = exec.Command(bin, sub)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -87,7 +66,7 @@ func startProcess(t *testing.T, bin, name, sub string, env []string) *process {
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("%s output (end):\n%s", p.name, p.out.String())
+			t.Logf("%s output (end):\n%s", p.name, p.out.Tail(60))
 		}
 	})
 	return p
@@ -186,9 +165,9 @@ func TestTwoAPIsTwoWorkersOnePostgres(t *testing.T) {
 	}
 	began := time.Now()
 	dbURL := eventstest.DatabaseURL(t, store.DialectPostgres)
-	bin := filepath.Join(t.TempDir(), "parley")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/parley").CombinedOutput(); err != nil {
-		t.Fatalf("build parley: %v\n%s", err, out)
+	bin, err := testenv.BuildParley(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	// The in-process Parley of testenv only sets up (accounts, pages,
 	// agents); it runs no worker.
@@ -214,7 +193,7 @@ func TestTwoAPIsTwoWorkersOnePostgres(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s not ready after 60s:\n%s", a.name, a.out.String())
+				t.Fatalf("%s not ready after 60s:\n%s", a.name, a.out.Tail(60))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

@@ -1,15 +1,11 @@
 package faults
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,9 +27,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	parleyBin = filepath.Join(dir, "parley")
-	if out, err := exec.Command("go", "build", "-o", parleyBin, "../cmd/parley").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build parley: %v\n%s", err, out)
+	if parleyBin, err = testenv.BuildParley(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -43,31 +38,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a process's output; tests read it while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) lastLines(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.Split(b.buf.String(), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
 // workerProcess is `parley worker` in its own process, killable for real.
 // Its output (every run) is kept for failure reports.
 type workerProcess struct {
 	t    *testing.T
 	env  []string
-	out  lockedBuffer
+	out  testenv.Output
 	runs int
 	cmd  *exec.Cmd
 	done chan error // the current run's exit
@@ -94,7 +70,7 @@ func (w *workerProcess) alive() error {
 	select {
 	case err := <-w.done:
 		w.done = nil
-		return fmt.Errorf("the worker exited by itself (%v); its output:\n%s", err, w.out.lastLines(40))
+		return fmt.Errorf("the worker exited by itself (%v); its output:\n%s", err, w.out.Tail(40))
 	default:
 		return nil
 	}
@@ -215,7 +191,7 @@ func TestWorkerKilledDuringSends(t *testing.T) {
 	select {
 	case <-repliesDone:
 	case <-time.After(120 * time.Second):
-		t.Fatalf("the agent's replies were not all accepted within 2 minutes; worker output:\n%s", w.out.lastLines(40))
+		t.Fatalf("the agent's replies were not all accepted within 2 minutes; worker output:\n%s", w.out.Tail(40))
 	}
 	byText := settled(t, s.e, convs, replies, w.alive)
 	held := heldByMeta(s.e)
@@ -244,6 +220,6 @@ func TestWorkerKilledDuringSends(t *testing.T) {
 	t.Logf("%d replies across %d conversations, worker SIGKILLed %d times during sends, echoes unsubscribed: %d sent exactly once with Meta's mid (HTTP %v; %d Send API calls reached Meta, %d died before reaching it; %d lookups on Meta's side; %d replies reached Meta after a later one of the same conversation); %d customer messages (%d written as the worker died or while it was down) recorded once, in order; settled in %s",
 		replies, len(convs), kills, once, codes, sendCalls, aborted.Load(), lookups, outOfOrder(s.e), inbound, inbound-len(convs), time.Since(started).Round(100*time.Millisecond))
 	if t.Failed() {
-		t.Logf("worker output:\n%s", w.out.lastLines(60))
+		t.Logf("worker output:\n%s", w.out.Tail(60))
 	}
 }
