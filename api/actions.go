@@ -59,11 +59,25 @@ func (s *Server) update(c echo.Context, cv store.Conversation, name string, arg,
 	switch {
 	case errors.As(err, &nf):
 		return apierror.New(http.StatusConflict, "refused", "the conversation is closed")
-	case accepted && ctx.Err() != nil && c.Request().Context().Err() == nil:
+	case accepted && c.Request().Context().Err() == nil && waitEnded(ctx, err):
 		return &apierror.Error{Status: http.StatusAccepted, Code: "in_progress",
 			Message: "still in progress (Meta is slow or throttling); read the conversation's messages for the outcome", Err: err}
 	}
 	return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable", Message: "the conversation could not be reached; retry later", Err: err}
+}
+
+// waitEnded tells whether the wait for an accepted update ended before its
+// outcome: our deadline passed, or the server, which holds the same deadline,
+// reset the stream a moment before our timer fired (RST_STREAM CANCEL, with
+// ctx.Err() still nil), or the connection dropped. Either way the update is
+// durable and goes on.
+func waitEnded(ctx context.Context, err error) bool {
+	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	var canceled *serviceerror.Canceled
+	return ctx.Err() != nil || errors.As(err, &timeout) || errors.As(err, &unavailable) ||
+		errors.As(err, &deadline) || errors.As(err, &canceled)
 }
 
 // actor is the agent acting, or "" for an administrator or supervisor.

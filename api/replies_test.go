@@ -70,8 +70,26 @@ func setupReplies(t *testing.T, opts testenv.Options, psid string) replySetup {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// As a client would: a short PARLEY_API_UPDATE_WAIT on a busy machine
+	// may answer 202 (still in progress) or, past a lost workflow task
+	// (Temporal retries it after 10 s), 503; the conversation tells.
 	var c convJSON
-	e.MustDo(http.StatusOK, http.MethodPost, "/api/v1/conversations/"+convID+"/assign", map[string]string{"agent_id": agent.ID}, &c)
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		status, raw := e.Do(http.MethodPost, "/api/v1/conversations/"+convID+"/assign", map[string]string{"agent_id": agent.ID})
+		if status == http.StatusOK {
+			decodeJSON(t, raw, &c)
+			break
+		}
+		if status != http.StatusAccepted && status != http.StatusServiceUnavailable {
+			t.Fatalf("assign: %d %s", status, raw)
+		}
+		time.Sleep(500 * time.Millisecond)
+		e.MustDo(http.StatusOK, http.MethodGet, "/api/v1/conversations/"+convID, nil, &c)
+		if c.State == "active" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if c.State != "active" || c.AgentID != agent.ID {
 		t.Fatalf("after assign: %+v", c)
 	}
@@ -379,7 +397,7 @@ func TestCustomerAttachmentsOffKeepsANoteNotTheFile(t *testing.T) {
 func TestAThrottledReplyAnswers202AndIsSentLater(t *testing.T) {
 	// The wait is short, yet long enough for the setup's assignment on a
 	// busy machine; the pause is longer than the wait.
-	r := setupReplies(t, testenv.Options{Config: map[string]string{"PARLEY_MAX_THROTTLE_PAUSE": "10s", "PARLEY_API_UPDATE_WAIT": "5s"}}, "psid-t")
+	r := setupReplies(t, testenv.Options{Config: map[string]string{"PARLEY_MAX_THROTTLE_PAUSE": "15s", "PARLEY_API_UPDATE_WAIT": "8s"}}, "psid-t")
 	r.e.Meta.FailNext(fakemeta.Failure{Op: fakemeta.OpSend, PageID: pageID, Code: 613})
 	status, _, raw := r.reply(t, "throttled for a while")
 	if status != http.StatusAccepted || !strings.Contains(raw, `"in_progress"`) {
