@@ -22,9 +22,14 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+
 	"parley/config"
 	"parley/fakemeta"
 	"parley/testenv"
+	"parley/workflows"
 )
 
 // Targets of the open conversations issue, printed next to the figures.
@@ -126,7 +131,7 @@ func BenchmarkOpenConversations(b *testing.B) {
 
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}}
 	ctx := context.Background()
-	o := &opener{httpc: httpc, url: page.CallbackURL, db: db, worker: w}
+	o := &opener{httpc: httpc, url: page.CallbackURL, db: db, worker: w, tc: e.Temporal()}
 
 	type checkpoint struct {
 		open            int
@@ -172,6 +177,7 @@ func BenchmarkOpenConversations(b *testing.B) {
 			target, time.Since(start).Round(time.Second), rate, openMB(cp.rss), openMB(cp.peak), openMB(cp.heap), openLiveMB(cp.live), m["temporal_sticky_cache_size"].max, openTemporalRSS(),
 			cp.probes.p50, cp.probes.p99, cp.probes.ackP50, cp.probes.ackP99, cp.probes.misses, evictedProbes,
 			cp.probes.scheduleToStart, cp.probes.replay)
+		fmt.Printf("  by history: %s\n", cp.probes.stages)
 		cps = append(cps, cp)
 	}
 	b.StopTimer()
@@ -229,7 +235,9 @@ type opener struct {
 	url    string
 	db     *sql.DB
 	worker *openWorker
-	sent   atomic.Int64 // customers 0..sent-1 were acknowledged
+	// tc reads the probes' histories (openStages).
+	tc   client.Client
+	sent atomic.Int64 // customers 0..sent-1 were acknowledged
 	// retried counts the POSTs answered other than 200 and sent again.
 	retried atomic.Int64
 }
@@ -386,6 +394,65 @@ type openProbes struct {
 	// waiting in the queue, replaying. (Their execution's mean is left
 	// out: one task that waits long on a local activity swamps it.)
 	scheduleToStart, replay time.Duration
+	// stages splits the probes' time by their histories (openStages).
+	stages string
+}
+
+// openStages splits each probe's time, from its POST to its message's
+// record, by the events of its conversation's history: where the tail is.
+func openStages(ctx context.Context, tc client.Client, sentAt map[string]time.Time) (string, error) {
+	names := []string{"POST to signal", "signal to task start", "workflow task", "task to record start", "record activity"}
+	stages := make([][]time.Duration, len(names))
+	for psid, t0 := range sentAt {
+		it := tc.GetWorkflowHistory(ctx, workflows.ConversationWorkflowID(pageID, psid), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		var events []*historypb.HistoryEvent
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return "", fmt.Errorf("history of %s: %w", psid, err)
+			}
+			events = append(events, ev)
+		}
+		// The probe's signal is the last one; then its task, its record.
+		var at [6]time.Time
+		for _, ev := range events {
+			ts := ev.GetEventTime().AsTime()
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+				at = [6]time.Time{t0, ts}
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+				if !at[1].IsZero() && at[2].IsZero() {
+					at[2] = ts
+				}
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+				if !at[2].IsZero() && at[3].IsZero() {
+					at[3] = ts
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+				if !at[3].IsZero() && at[4].IsZero() {
+					at[4] = ts
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+				if !at[4].IsZero() && at[5].IsZero() {
+					at[5] = ts
+				}
+			}
+		}
+		for i := range names {
+			if !at[i].IsZero() && !at[i+1].IsZero() {
+				stages[i] = append(stages[i], at[i+1].Sub(at[i]))
+			}
+		}
+	}
+	var out []string
+	for i, n := range names {
+		if len(stages[i]) == 0 {
+			out = append(out, n+" -")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s p50 %v p99 %v", n, percentile(stages[i], 0.5).Round(100*time.Microsecond), percentile(stages[i], 0.99).Round(100*time.Microsecond)))
+	}
+	return strings.Join(out, "; "), nil
 }
 
 // probeEvicted sends, one at a time, a new message from each of the
@@ -398,10 +465,12 @@ func (o *opener) probeEvicted(ctx context.Context, k int, httpc *http.Client, me
 	}
 	lat := make([]time.Duration, 0, evictedProbes)
 	ack := make([]time.Duration, 0, evictedProbes)
+	sentAt := map[string]time.Time{}
 	for i := k * evictedProbes; i < (k+1)*evictedProbes; i++ {
 		psid := openPSID(i)
 		mid := fmt.Sprintf("m_%s_again_%d", psid, k)
 		t0 := time.Now()
+		sentAt[psid] = t0
 		if err := o.post(ctx, []openMessage{{psid: psid, mid: mid, text: "still there?"}}); err != nil {
 			return openProbes{}, err
 		}
@@ -436,6 +505,9 @@ func (o *opener) probeEvicted(ctx context.Context, k int, httpc *http.Client, me
 		misses:          after["temporal_sticky_cache_miss_total"].sum - before["temporal_sticky_cache_miss_total"].sum,
 		scheduleToStart: openMean(before, after, "temporal_workflow_task_schedule_to_start_latency_seconds"),
 		replay:          openMean(before, after, "temporal_workflow_task_replay_latency_seconds")}
+	if r.stages, err = openStages(ctx, o.tc, sentAt); err != nil {
+		return openProbes{}, err
+	}
 	return r, nil
 }
 
