@@ -332,6 +332,35 @@ func (a *App) ListenAndServeMetrics(ctx context.Context) error {
 	return a.ServeMetrics(ctx, ln)
 }
 
+// CheckTemporal asks Temporal for the namespace until it answers, for a
+// process that runs no worker (`parley api`): while Temporal is
+// unreachable the API serves and answers 503 where it needs it, but a
+// permanent error (refused credentials, unknown namespace, TLS) stops the
+// process at once with what to fix, as RunWorker does.
+func (a *App) CheckTemporal(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := worker.CheckNamespace(actx, a.Temporal, a.Config.TemporalNamespace)
+		cancel()
+		switch {
+		case err == nil:
+			a.Log.Info("temporal reachable", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace)
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		case worker.IsPermanent(err):
+			return fmt.Errorf("temporal at %s, namespace %s (tls %t): %w", a.Config.TemporalAddress, a.Config.TemporalNamespace, a.Config.TemporalTLS(), err)
+		}
+		a.Log.Warn("temporal not ready; retrying", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace,
+			"attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 // RunWorker registers (or checks) the search attributes, waiting for
 // Temporal while it is unreachable, and runs the worker until ctx ends. A
 // permanent error (refused credentials, unknown namespace, TLS) stops it at

@@ -227,3 +227,16 @@ func SearchAttributesHelp(namespace string) string {
 	b.WriteString("or let the worker register them (PARLEY_REGISTER_SEARCH_ATTRIBUTES=true, not possible on Temporal Cloud)")
 	return b.String()
 }
+
+// CheckNamespace asks Temporal for the namespace once: nil when it
+// answers, a *PermanentError (with what to fix) for refused credentials,
+// TLS or an unknown namespace, the error as is when retrying may help
+// (an API process that only sends signals waits for Temporal, yet stops at
+// once on a mistake in its configuration).
+func CheckNamespace(ctx context.Context, c client.Client, namespace string) error {
+	_, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	if err != nil {
+		return permanent(fmt.Errorf("describe namespace %s: %w", namespace, err), namespace, "")
+	}
+	return nil
+}

@@ -120,6 +120,15 @@ func TestSearchAttributesOnDevServer(t *testing.T) {
 		t.Errorf("wrong namespace: err %v (permanent %t) after %v; want a permanent error naming the namespace, at once", err, worker.IsPermanent(err), took)
 	}
 	t.Logf("wrong namespace: %v (%v)", err, took.Round(time.Millisecond))
+	// The API process's check: the same answer, and nil for a namespace
+	// that exists.
+	err, took = timed(func(ctx context.Context) error { return worker.CheckNamespace(ctx, c, "no-such-namespace") })
+	if err == nil || !worker.IsPermanent(err) || !strings.Contains(err.Error(), "temporal operator namespace create") || took > 5*time.Second {
+		t.Errorf("API check, wrong namespace: err %v (permanent %t) after %v; want a permanent error saying what to do, at once", err, worker.IsPermanent(err), took)
+	}
+	if err, _ := timed(func(ctx context.Context) error { return worker.CheckNamespace(ctx, c, "default") }); err != nil {
+		t.Errorf("API check, namespace default: %v", err)
+	}
 
 	// Check only, attributes missing: the list of what to create.
 	err, _ = timed(func(ctx context.Context) error {

@@ -115,6 +115,8 @@ func run(args []string) error {
 		}
 		if cmd != "api" {
 			g.Go(func() error { return a.RunWorker(gctx) })
+		} else {
+			g.Go(func() error { return a.CheckTemporal(gctx) })
 		}
 		return g.Wait()
 	default:
