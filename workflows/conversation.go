@@ -62,6 +62,17 @@ const (
 	// number, a conversation id) could disagree with history. Reading
 	// twice is harmless; the profile's write is the same whoever asks.
 	versionLocalReads = "local-reads"
+	// versionCurrent stands for every change above and the lazily asked
+	// ones (send-limits, handover, position-updates, post-survey,
+	// pre-survey): a run that starts with this code records this one
+	// marker, where it recorded up to twelve, each with its upsert of
+	// TemporalChangeVersion (14 events and 7 visibility writes per new
+	// conversation or continue-as-new, about a fifth of a new
+	// conversation's history). Runs recorded before it lack the marker and
+	// replay through the individual ones, unchanged. A later change gets
+	// its own marker as before, and joins a new versionCurrent (with the
+	// old one kept as a fallback) when there are enough of them.
+	versionCurrent = "current-2026-11"
 )
 
 // Conversation states (contact-center.md section 5).
@@ -296,17 +307,22 @@ func ConversationWorkflow(ctx workflow.Context, in ConversationInput) error {
 	c := newConversation(in)
 	// Asked before the handlers exist: updates already waiting are
 	// validated and handled as soon as they are registered.
-	c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
-	c.routingV = c.nothingLost && workflow.GetVersion(ctx, versionRouting, workflow.DefaultVersion, 1) >= 1
-	c.profileV = c.nothingLost && workflow.GetVersion(ctx, versionProfile, workflow.DefaultVersion, 1) >= 1
-	c.filesV = c.profileV && workflow.GetVersion(ctx, versionKeepFiles, workflow.DefaultVersion, 1) >= 1
-	c.automatedV = c.filesV && workflow.GetVersion(ctx, versionAutomated, workflow.DefaultVersion, 1) >= 1
-	c.localReads = c.automatedV && workflow.GetVersion(ctx, versionLocalReads, workflow.DefaultVersion, 1) >= 1
+	c.current = workflow.GetVersion(ctx, versionCurrent, workflow.DefaultVersion, 1) >= 1
+	if c.current {
+		c.nothingLost, c.routingV, c.profileV, c.filesV, c.automatedV, c.localReads = true, true, true, true, true, true
+	} else {
+		c.nothingLost = workflow.GetVersion(ctx, versionNothingLost, workflow.DefaultVersion, 1) >= 1
+		c.routingV = c.nothingLost && workflow.GetVersion(ctx, versionRouting, workflow.DefaultVersion, 1) >= 1
+		c.profileV = c.nothingLost && workflow.GetVersion(ctx, versionProfile, workflow.DefaultVersion, 1) >= 1
+		c.filesV = c.profileV && workflow.GetVersion(ctx, versionKeepFiles, workflow.DefaultVersion, 1) >= 1
+		c.automatedV = c.filesV && workflow.GetVersion(ctx, versionAutomated, workflow.DefaultVersion, 1) >= 1
+		c.localReads = c.automatedV && workflow.GetVersion(ctx, versionLocalReads, workflow.DefaultVersion, 1) >= 1
+	}
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
 	if c.state.Lifecycle == 0 {
-		if workflow.GetVersion(ctx, versionLifecycle, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if !c.current && workflow.GetVersion(ctx, versionLifecycle, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 			return c.runLegacy(ctx)
 		}
 		c.state.Lifecycle = 1
@@ -341,6 +357,9 @@ type conversation struct {
 	automatedV bool
 	// localReads: this run's reading activities are local (versionLocalReads).
 	localReads bool
+	// current: this run started with versionCurrent: every change is on,
+	// none asked on its own.
+	current bool
 	// routingNow: route is waiting for the ledger's answer (a pick may
 	// already see the conversation queued).
 	routingNow bool

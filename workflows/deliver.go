@@ -137,7 +137,7 @@ func (c *conversation) deliverChecked(ctx workflow.Context, p outgoing, res Mess
 const versionSendLimits = "send-limits"
 
 func (c *conversation) sendLimitsOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, versionSendLimits, workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	return c.current || workflow.GetVersion(ctx, versionSendLimits, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 }
 
 // sendInput is the Send API call for one message, as res says to send it.

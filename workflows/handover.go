@@ -21,7 +21,7 @@ const versionHandover = "handover"
 const anotherApp = "another app"
 
 func (c *conversation) handoverOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, versionHandover, workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	return c.current || workflow.GetVersion(ctx, versionHandover, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 }
 
 // trackThread follows who controls the thread: a pass_thread_control

@@ -82,6 +82,25 @@ func TestAShortenedAutoCloseReachesOpenConversations(t *testing.T) {
 	e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/workstreams/"+ws, map[string]any{"auto_close": map[string]string{"open": "2s"}}, nil)
 	l := itWaitConversation(t, e, psid, 15*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
 	t.Logf("closed %s after the change: %s", time.Since(changed).Round(100*time.Millisecond), l[0].ClosedReason)
+	// A new conversation records one version marker (versionCurrent), not
+	// one per change, each with its TemporalChangeVersion upsert.
+	markers, upserts := 0, 0
+	it := e.Temporal().GetWorkflowHistory(t.Context(), workflows.ConversationWorkflowID(itPageID, psid), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "Version" {
+			markers++
+		}
+		if _, ok := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()["TemporalChangeVersion"]; ok {
+			upserts++
+		}
+	}
+	if markers != 1 || upserts != 1 {
+		t.Errorf("the conversation's history has %d version markers and %d TemporalChangeVersion upserts, want 1 and 1", markers, upserts)
+	}
 }
 
 // Defects 2 and 17: under a stream of webhooks that never pauses, the

@@ -37,7 +37,7 @@ func (c *conversation) positionDeadline() time.Time {
 }
 
 func (c *conversation) positionUpdatesOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, versionPositionUpdates, workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	return c.current || workflow.GetVersion(ctx, versionPositionUpdates, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 }
 
 // armPosition keeps one timer for the next position check.

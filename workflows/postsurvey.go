@@ -93,7 +93,7 @@ func (c *conversation) startPostSurvey(ctx workflow.Context) error {
 	if s == nil || s.PostSurvey == nil || c.state.Survey != nil {
 		return nil
 	}
-	if workflow.GetVersion(ctx, versionPostSurvey, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if !c.current && workflow.GetVersion(ctx, versionPostSurvey, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
 	p := s.PostSurvey

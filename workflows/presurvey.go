@@ -51,7 +51,7 @@ func (c *conversation) startPreSurvey(ctx workflow.Context) error {
 	if s == nil || s.PreSurvey == nil || c.state.PreSurvey != nil || c.state.PreSurveyStatus != "" {
 		return nil
 	}
-	if workflow.GetVersion(ctx, versionPreSurvey, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if !c.current && workflow.GetVersion(ctx, versionPreSurvey, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
 	p := s.PreSurvey

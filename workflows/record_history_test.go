@@ -226,6 +226,14 @@ func TestRecordLocalReadsHistory(t *testing.T) {
 	recordSurveyHistory(t, "testdata/conversation_v10_local_reads_closed.json")
 }
 
+// TestRecordCurrentHistory records the same conversation once a new run
+// records one version marker for every change (versionCurrent):
+//
+//	PARLEY_RECORD_HISTORY=1 go test -run TestRecordCurrentHistory ./workflows
+func TestRecordCurrentHistory(t *testing.T) {
+	recordSurveyHistory(t, "testdata/conversation_v11_current_closed.json")
+}
+
 func recordSurveyHistory(t *testing.T, file string) {
 	if os.Getenv("PARLEY_RECORD_HISTORY") == "" {
 		t.Skip("set PARLEY_RECORD_HISTORY=1 to record histories into testdata/")
