@@ -338,24 +338,36 @@ func (a *App) ListenAndServeMetrics(ctx context.Context) error {
 // permanent error (refused credentials, unknown namespace, TLS) stops the
 // process at once with what to fix, as RunWorker does.
 func (a *App) CheckTemporal(ctx context.Context) error {
+	ok, err := a.awaitTemporal(ctx, func(ctx context.Context) error {
+		return worker.CheckNamespace(ctx, a.Temporal, a.Config.TemporalNamespace)
+	})
+	if ok {
+		a.Log.Info("temporal reachable", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace)
+	}
+	return err
+}
+
+// awaitTemporal runs check until it passes (true), ctx ends (false, nil) or
+// it fails for good (false and the error, with Temporal's address): an
+// unreachable Temporal is logged and asked again every two seconds.
+func (a *App) awaitTemporal(ctx context.Context, check func(context.Context) error) (bool, error) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := worker.CheckNamespace(actx, a.Temporal, a.Config.TemporalNamespace)
+		err := check(actx)
 		cancel()
 		switch {
 		case err == nil:
-			a.Log.Info("temporal reachable", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace)
-			return nil
+			return true, nil
 		case ctx.Err() != nil:
-			return nil
+			return false, nil
 		case worker.IsPermanent(err):
-			return fmt.Errorf("temporal at %s, namespace %s (tls %t): %w", a.Config.TemporalAddress, a.Config.TemporalNamespace, a.Config.TemporalTLS(), err)
+			return false, fmt.Errorf("temporal at %s, namespace %s (tls %t): %w", a.Config.TemporalAddress, a.Config.TemporalNamespace, a.Config.TemporalTLS(), err)
 		}
 		a.Log.Warn("temporal not ready; retrying", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace,
 			"attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		case <-time.After(2 * time.Second):
 		}
 	}
@@ -366,27 +378,12 @@ func (a *App) CheckTemporal(ctx context.Context) error {
 // permanent error (refused credentials, unknown namespace, TLS) stops it at
 // once with what to fix.
 func (a *App) RunWorker(ctx context.Context) error {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := worker.EnsureSearchAttributes(actx, a.Temporal, worker.SearchAttributeOptions{
+	ok, err := a.awaitTemporal(ctx, func(ctx context.Context) error {
+		return worker.EnsureSearchAttributes(ctx, a.Temporal, worker.SearchAttributeOptions{
 			Namespace: a.Config.TemporalNamespace, Register: a.Config.RegisterSearchAttributes, Logger: a.Log})
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if worker.IsPermanent(err) {
-			return fmt.Errorf("temporal at %s, namespace %s (tls %t): %w", a.Config.TemporalAddress, a.Config.TemporalNamespace, a.Config.TemporalTLS(), err)
-		}
-		a.Log.Warn("temporal not ready; retrying", "address", a.Config.TemporalAddress, "namespace", a.Config.TemporalNamespace,
-			"attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+	})
+	if !ok {
+		return err // nil when ctx ended
 	}
 	health := activities.HealthSettings{ExpiringWithin: a.Config.PageExpiringWithin, SilenceAfter: a.Config.PageSilenceAfter,
 		AlertURL: a.Config.AlertURL, AlertSecret: a.Config.AlertSecret}
