@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -21,32 +20,15 @@ import (
 	"parley/payloadcodec"
 	"parley/secrets"
 	"parley/store"
+	"parley/testenv"
 	"parley/workflows"
 )
-
-// lockedBuffer collects the server's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type codecServer struct {
 	url   string
 	admin string
 	codec *payloadcodec.Codec
-	log   *lockedBuffer
+	log   *testenv.Output
 }
 
 // newCodecServer runs the API with the codec over a store of its own.
@@ -73,7 +55,7 @@ func newCodecServer(t *testing.T, withCodec bool) *codecServer {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs := &codecServer{admin: "pk_admin_codec_test_0123456789abcdef", log: &lockedBuffer{}}
+	cs := &codecServer{admin: "pk_admin_codec_test_0123456789abcdef", log: &testenv.Output{}}
 	opts := api.Options{Store: st, AdminAPIKey: cs.admin,
 		Logger: slog.New(slog.NewTextHandler(cs.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if withCodec {

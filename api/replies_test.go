@@ -202,13 +202,7 @@ func TestSendAPIErrorsThroughTheWholeSystem(t *testing.T) {
 	if status != http.StatusCreated || msgs[0].Status != "sent" || msgs[0].MID == "" {
 		t.Errorf("accepted but unanswered: %d %s, want sent (confirmed by the echo)", status, raw)
 	}
-	count := 0
-	for _, m := range r.e.Meta.Sent(pageID, "psid-e") {
-		if m.Text == "accepted, answer lost" {
-			count++
-		}
-	}
-	if count != 1 {
+	if count := sentTimes(r.e, "psid-e", "accepted, answer lost"); count != 1 {
 		t.Errorf("Meta received the unanswered message %d times, want once", count)
 	}
 
@@ -421,13 +415,18 @@ func TestAThrottledReplyAnswers202AndIsSentLater(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if n := sentTimes(r.e, "psid-t", "throttled for a while"); n != 1 {
+		t.Errorf("Meta holds the reply %d times, want once", n)
+	}
+}
+
+// sentTimes is how many messages with this text Meta holds for the customer.
+func sentTimes(e *testenv.Env, psid, text string) int {
 	n := 0
-	for _, m := range r.e.Meta.Sent(pageID, "psid-t") {
-		if m.Text == "throttled for a while" {
+	for _, m := range e.Meta.Sent(pageID, psid) {
+		if m.Text == text {
 			n++
 		}
 	}
-	if n != 1 {
-		t.Errorf("Meta holds the reply %d times, want once", n)
-	}
+	return n
 }

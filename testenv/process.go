@@ -32,6 +32,13 @@ func (o *Output) Write(p []byte) (int, error) {
 	return o.buf.Write(p)
 }
 
+// String is everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
 // Tail is the last n lines written.
 func (o *Output) Tail(n int) string {
 	o.mu.Lock()
