@@ -2,16 +2,13 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"parley/ratelimit"
 )
-
-// sendLimitAttempts bounds the compare-and-swap retries of ReserveSend
-// under contention (other workers reserving on the same page).
-const sendLimitAttempts = 20
 
 type sendLimitRow struct {
 	TATus         int64   `db:"tat_us"`
@@ -26,8 +23,11 @@ func us(t time.Time) int64 { return t.UnixMicro() }
 // ReserveSend counts one Send API call of the page's lane at now and says
 // how long to wait before making it (0: at once). While Meta throttles the
 // page, nothing is counted: wait is the rest of the pause and reason says
-// why. Every worker shares the limiter: the row is updated by compare and
-// swap, without locks.
+// why. Every worker shares the limiter. Each reservation is one short
+// transaction that holds the page lane's row (FOR UPDATE on PostgreSQL; on
+// SQLite every transaction takes the write lock at BEGIN), so concurrent
+// workers queue for it instead of retrying: a compare-and-swap loop with a
+// bounded number of attempts failed sends under contention.
 func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.Time) (wait time.Duration, reason string, err error) {
 	defer wrap(&err, "store.ReserveSend(%s, %s)", pageRef, lane)
 	limits, ok := ratelimit.Meta[lane]
@@ -37,14 +37,19 @@ func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.
 	if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
 		return 0, "", err
 	}
-	for range sendLimitAttempts {
+	lock := ""
+	if s.dialect == DialectPostgres {
+		lock = ` FOR UPDATE`
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r sendLimitRow
-		if err := get(ctx, s.db, &r, `SELECT tat_us, paused_until_us, pause_reason, factor, factor_until_us FROM send_limits
-			WHERE page_ref = ? AND lane = ?`, pageRef, lane); err != nil {
-			return 0, "", err
+		if err := get(ctx, tx, &r, `SELECT tat_us, paused_until_us, pause_reason, factor, factor_until_us FROM send_limits
+			WHERE page_ref = ? AND lane = ?`+lock, pageRef, lane); err != nil {
+			return err
 		}
 		if until := time.UnixMicro(r.PausedUntilUS); until.After(now) {
-			return until.Sub(now), r.PauseReason, nil
+			wait, reason = until.Sub(now), r.PauseReason
+			return nil
 		}
 		l := limits
 		if r.FactorUntilUS > us(now) {
@@ -55,19 +60,20 @@ func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.
 			tat = time.UnixMicro(r.TATus)
 		}
 		next, w := ratelimit.Reserve(tat, now, l)
-		n, err := exec(ctx, s.db, `UPDATE send_limits SET tat_us = ? WHERE page_ref = ? AND lane = ? AND tat_us = ?`,
-			us(next), pageRef, lane, r.TATus)
-		if err != nil {
-			return 0, "", err
+		if _, err := exec(ctx, tx, `UPDATE send_limits SET tat_us = ? WHERE page_ref = ? AND lane = ?`,
+			us(next), pageRef, lane); err != nil {
+			return err
 		}
-		if n == 1 {
-			if w > 0 {
-				reason = fmt.Sprintf("the page's send rate (%.0f a second for %s)", l.Rate, lane)
-			}
-			return w, reason, nil
+		wait = w
+		if w > 0 {
+			reason = fmt.Sprintf("the page's send rate (%.0f a second for %s)", l.Rate, lane)
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, "", err
 	}
-	return 0, "", errors.New("too much contention on the page's send limiter")
+	return wait, reason, nil
 }
 
 // PauseSends stops every lane of the page's sends until until (Meta
