@@ -44,6 +44,10 @@ type RecordTranscriptInput struct {
 	ClosedReason           string     `json:"closed_reason,omitempty"`
 	// Revision orders saves of the conversation: the highest wins.
 	Revision int64 `json:"revision,omitempty"`
+	// ThreadOwner is the app controlling the Messenger thread when it is
+	// not Parley, since ThreadOwnerSince (handover protocol).
+	ThreadOwner      string     `json:"thread_owner,omitempty"`
+	ThreadOwnerSince *time.Time `json:"thread_owner_since,omitempty"`
 	// QueueID is the queue an open conversation waits in (live events).
 	QueueID    string            `json:"queue_id,omitempty"`
 	Entries    []TranscriptEntry `json:"entries,omitempty"`
@@ -274,6 +278,8 @@ func conversationRow(in RecordTranscriptInput) store.Conversation {
 		StartedAt:              in.StartedAt,
 		UpdatedAt:              time.Now().UTC(),
 		Revision:               in.Revision,
+		ThreadOwner:            in.ThreadOwner,
+		ThreadOwnerSince:       in.ThreadOwnerSince,
 	}
 }
 

@@ -35,6 +35,11 @@ type conversationJSON struct {
 	UpdatedAt              time.Time  `json:"updated_at"`
 	ClosedAt               *time.Time `json:"closed_at,omitempty"`
 	ClosedReason           string     `json:"closed_reason,omitempty"`
+	// ThreadOwner is the app that controls the customer's Messenger thread:
+	// "parley", or another app's id (handover protocol), since
+	// ThreadOwnerSince (absent while Parley has it).
+	ThreadOwner      string     `json:"thread_owner"`
+	ThreadOwnerSince *time.Time `json:"thread_owner_since,omitempty"`
 	// ReplyMode says what an agent may send now (single conversation only).
 	ReplyMode *replyModeJSON `json:"reply_mode,omitempty"`
 	// Queue is where it waits, while it does (single conversation only).
@@ -113,8 +118,16 @@ func toConversationJSON(c store.Conversation) conversationJSON {
 		ID: c.ID, Page: c.PageRef, AccountID: c.AccountID, PageID: c.FacebookPageID, PSID: c.PSID, State: c.State,
 		AgentID: c.AgentID, WorkflowID: c.WorkflowID, MessageCount: c.MessageCount, LastCustomerMessageAt: c.LastCustomerMessageAt,
 		PreviousConversationID: c.PreviousConversationID, StartedAt: c.StartedAt, UpdatedAt: c.UpdatedAt, ClosedAt: c.ClosedAt,
-		ClosedReason: c.ClosedReason,
+		ClosedReason: c.ClosedReason, ThreadOwner: threadOwnerName(c.ThreadOwner), ThreadOwnerSince: c.ThreadOwnerSince,
 	}
+}
+
+// threadOwnerName is owner as the API says it: "parley" for Parley ("").
+func threadOwnerName(owner string) string {
+	if owner == "" {
+		return "parley"
+	}
+	return owner
 }
 
 var conversationStates = []string{workflows.StateOpen, workflows.StateActive, workflows.StateWaiting, workflows.StateWrapUp, workflows.StateClosed}
@@ -293,6 +306,9 @@ func (s *Server) replyMode(ctx context.Context, cv store.Conversation) (replyMod
 	}
 	// What a reply would get now, the state included.
 	m := workflows.AgentReplyMode(cv.State, s.opts.Now(), cv.LastCustomerMessageAt, s.opts.Windows, w.HumanAgentTag)
+	if cv.ThreadOwner != "" && cv.ThreadOwnerSince != nil {
+		m = workflows.ThreadMode(m, cv.ThreadOwner, *cv.ThreadOwnerSince, cv.ID)
+	}
 	out := replyModeJSON{Mode: m.Mode, MessagingType: m.MessagingType, Tag: m.Tag, Reason: m.Reason, HumanAgentTag: w.HumanAgentTag}
 	if !m.ReplyDeadline.IsZero() {
 		out.ReplyWindowEndsAt, out.HumanAgentWindowEndsAt = &m.ReplyDeadline, &m.HumanAgentDeadline

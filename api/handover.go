@@ -59,10 +59,7 @@ func (s *Server) threadControl(c echo.Context, r workflows.ThreadControlRequest)
 	if err := s.update(c, cv, workflows.UpdateThreadControl, r, &res); err != nil {
 		return err
 	}
-	owner := res.ThreadOwner
-	if owner == "" {
-		owner = "parley"
-	}
+	owner := threadOwnerName(res.ThreadOwner)
 	s.log.InfoContext(c.Request().Context(), "thread control", "conversation", cv.ID, "take", r.Take, "thread_owner", owner)
 	return c.JSON(http.StatusOK, threadControlJSON{ConversationID: cv.ID, ThreadOwner: owner, Since: res.Since})
 }

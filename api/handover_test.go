@@ -30,6 +30,9 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	if status != http.StatusConflict || !strings.Contains(raw, "the Page Inbox (Meta Business Suite) controls this thread") {
 		t.Fatalf("reply while the Page Inbox has the thread: %d %s, want 409 with the reason", status, raw)
 	}
+	// The agent sees it before writing: the conversation says who has the
+	// thread, and that nothing may be sent.
+	waitForThreadOwner(t, r, fakemeta.PageInboxAppID, "none")
 	if _, err := e.Meta.CustomerSends(t.Context(), pageID, "psid-handover", "Talking to the page's people"); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +52,7 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	if out.ThreadOwner != "parley" || e.Meta.ThreadOwner(pageID, "psid-handover") != appID {
 		t.Errorf("after take-control: %+v, Meta's owner %q; want Parley", out, e.Meta.ThreadOwner(pageID, "psid-handover"))
 	}
+	checkThreadOwner(t, r, "parley", "response")
 	if status, msgs, raw := r.reply(t, "I am back, sorry for the wait."); status != http.StatusCreated || msgs[0].Status != "sent" {
 		t.Fatalf("reply after take-control: %d %s, want sent", status, raw)
 	}
@@ -59,8 +63,68 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	if o := e.Meta.ThreadOwner(pageID, "psid-handover"); o != fakemeta.PageInboxAppID {
 		t.Errorf("Meta's owner after pass-control: %q, want the Page Inbox", o)
 	}
+	checkThreadOwner(t, r, fakemeta.PageInboxAppID, "none")
 	if status, _, raw := r.reply(t, "one more"); status != http.StatusConflict {
 		t.Errorf("reply after passing the thread: %d %s, want 409", status, raw)
+	}
+}
+
+type threadShown struct {
+	ThreadOwner      string     `json:"thread_owner"`
+	ThreadOwnerSince *time.Time `json:"thread_owner_since"`
+	ReplyMode        struct {
+		Mode   string `json:"mode"`
+		Reason string `json:"reason"`
+	} `json:"reply_mode"`
+}
+
+// threadOf is what GET /conversations/{id} tells the agent of the thread.
+func threadOf(t *testing.T, r replySetup) threadShown {
+	t.Helper()
+	st, body := r.e.DoWithKey(r.agent.Key, http.MethodGet, "/api/v1/conversations/"+r.convID, nil)
+	if st != http.StatusOK {
+		t.Fatalf("GET conversation: %d %s", st, body)
+	}
+	var out threadShown
+	decodeJSON(t, body, &out)
+	return out
+}
+
+// matches: owner and mode, and while another app has the thread, since
+// when and the reason.
+func (s threadShown) matches(owner, mode string) bool {
+	if s.ThreadOwner != owner || s.ReplyMode.Mode != mode {
+		return false
+	}
+	if owner == "parley" {
+		return s.ThreadOwnerSince == nil
+	}
+	return s.ThreadOwnerSince != nil && strings.Contains(s.ReplyMode.Reason, "controls this thread on Messenger") &&
+		strings.Contains(s.ReplyMode.Reason, "take-control")
+}
+
+// checkThreadOwner: right after a take or pass through the API.
+func checkThreadOwner(t *testing.T, r replySetup, owner, mode string) {
+	t.Helper()
+	if s := threadOf(t, r); !s.matches(owner, mode) {
+		t.Errorf("GET conversation: thread %+v, want owner %q and reply mode %q with the reason", s, owner, mode)
+	}
+}
+
+// waitForThreadOwner: after Meta's handover event, which the conversation
+// records a moment later.
+func waitForThreadOwner(t *testing.T, r replySetup, owner, mode string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		s := threadOf(t, r)
+		if s.matches(owner, mode) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET conversation: thread %+v, want owner %q and reply mode %q with the reason", s, owner, mode)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

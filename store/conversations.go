@@ -31,6 +31,10 @@ type Conversation struct {
 	// Revision orders saves: a save with a lower revision than the stored
 	// one is ignored (0: legacy callers, ordered by UpdatedAt).
 	Revision int64
+	// ThreadOwner is the app controlling the customer's Messenger thread
+	// when it is not Parley ("" while Parley has it), since ThreadOwnerSince.
+	ThreadOwner      string
+	ThreadOwnerSince *time.Time
 }
 
 // ConversationFilter selects conversations; empty fields match everything.
@@ -66,11 +70,13 @@ type conversationRow struct {
 	StartedAt              time.Time    `db:"started_at"`
 	UpdatedAt              time.Time    `db:"updated_at"`
 	Revision               int64        `db:"revision"`
+	ThreadOwner            string       `db:"thread_owner"`
+	ThreadOwnerSince       sql.NullTime `db:"thread_owner_since"`
 }
 
 const conversationColumns = `id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
 	previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason, started_at, updated_at,
-	revision`
+	revision, thread_owner, thread_owner_since`
 
 func (r conversationRow) conversation() Conversation {
 	return Conversation{
@@ -90,12 +96,14 @@ func (r conversationRow) conversation() Conversation {
 		StartedAt:              r.StartedAt.UTC(),
 		UpdatedAt:              r.UpdatedAt.UTC(),
 		Revision:               r.Revision,
+		ThreadOwner:            r.ThreadOwner,
+		ThreadOwnerSince:       timePtr(r.ThreadOwnerSince),
 	}
 }
 
 // UpsertConversation inserts a conversation or, when its id exists, updates
 // its state, agent, message count, last customer message, closing time and
-// reason, and updated_at. Activities retry, so this is idempotent; and an
+// reason, thread owner, and updated_at. Activities retry, so this is idempotent; and an
 // update older (by UpdatedAt) than the stored row is ignored, so that a late
 // retry of an earlier activity cannot roll the conversation back.
 // A zero StartedAt or UpdatedAt means now.
@@ -119,8 +127,8 @@ func (s *Store) upsertConversation(ctx context.Context, q querier, c Conversatio
 	_, err := exec(ctx, q, `
 		INSERT INTO conversations (id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
 			previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason,
-			started_at, updated_at, revision)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			started_at, updated_at, revision, thread_owner, thread_owner_since)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			state = excluded.state,
 			agent_id = excluded.agent_id,
@@ -129,12 +137,14 @@ func (s *Store) upsertConversation(ctx context.Context, q querier, c Conversatio
 			closed_at = excluded.closed_at,
 			closed_reason = excluded.closed_reason,
 			updated_at = excluded.updated_at,
-			revision = excluded.revision
+			revision = excluded.revision,
+			thread_owner = excluded.thread_owner,
+			thread_owner_since = excluded.thread_owner_since
 		WHERE (excluded.revision > 0 AND conversations.revision <= excluded.revision)
 			OR (excluded.revision = 0 AND conversations.revision = 0 AND conversations.updated_at <= excluded.updated_at)`,
 		c.ID, c.PageRef, c.AccountID, c.FacebookPageID, c.PSID, c.WorkflowID, c.State, c.AgentID,
 		c.PreviousConversationID, c.MessageCount, s.nullTimestamp(c.LastCustomerMessageAt), s.nullTimestamp(c.ClosedAt),
-		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt), c.Revision)
+		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt), c.Revision, c.ThreadOwner, s.nullTimestamp(c.ThreadOwnerSince))
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("page %s or account %s: %w", c.PageRef, c.AccountID, ErrNotFound)
 	}

@@ -269,3 +269,33 @@ func TestConversationSavesFollowTheWorkflowsRevision(t *testing.T) {
 		}
 	})
 }
+
+// The thread's owner is saved with the conversation, and cleared when
+// Parley has the thread again.
+func TestConversationKeepsWhoControlsTheThread(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		p := conversationFixture(t, s, "311")
+		start := mustUTC(t, "2025-04-01T09:00:00Z")
+		c := newConversation(p, "c-thread", "psid-thread", start)
+		since := start.Add(time.Minute)
+		c.ThreadOwner, c.ThreadOwnerSince, c.Revision = "263902037430900", &since, 1
+		if err := s.UpsertConversation(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetConversation(ctx, "c-thread")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ThreadOwner != "263902037430900" || got.ThreadOwnerSince == nil || !got.ThreadOwnerSince.Equal(since) {
+			t.Errorf("thread owner %q since %v, want the Page Inbox since %v", got.ThreadOwner, got.ThreadOwnerSince, since)
+		}
+		c.ThreadOwner, c.ThreadOwnerSince, c.Revision = "", nil, 2
+		if err := s.UpsertConversation(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetConversation(ctx, "c-thread"); got.ThreadOwner != "" || got.ThreadOwnerSince != nil {
+			t.Errorf("after Parley took the thread back: owner %q since %v, want none", got.ThreadOwner, got.ThreadOwnerSince)
+		}
+	})
+}

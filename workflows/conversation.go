@@ -571,9 +571,19 @@ func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities
 		ClosedAt:               c.state.ClosedAt,
 		ClosedReason:           c.state.ClosedReason,
 		Revision:               c.state.Revision,
+		ThreadOwner:            c.state.ThreadOwner,
+		ThreadOwnerSince:       c.threadOwnerSince(),
 		QueueID:                c.queueID(),
 		Entries:                rows,
 	}
+}
+
+func (c *conversation) threadOwnerSince() *time.Time {
+	if c.state.ThreadOwner == "" {
+		return nil
+	}
+	t := c.state.ThreadOwnerSince
+	return &t
 }
 
 func (c *conversation) queueID() string {

@@ -17,6 +17,11 @@ import (
 // recorded before it replay unchanged.
 const versionHandover = "handover"
 
+// versionThreadOwnerRow: a take or pass of the thread through the API saves
+// the conversation's row, so that the API's reply mode shows who has the
+// thread. Asked lazily, at the first such update.
+const versionThreadOwnerRow = "thread-owner-row"
+
 // anotherApp stands for an app whose id Meta did not give.
 const anotherApp = "another app"
 
@@ -80,13 +85,19 @@ func appName(id string) string {
 // threadMode: while another app controls the thread, Parley sends nothing
 // (agents take control first); Meta's windows still run.
 func (c *conversation) threadMode(m Mode) Mode {
-	o := c.state.ThreadOwner
-	if o == "" || m.Mode == ModeNone {
+	return ThreadMode(m, c.state.ThreadOwner, c.state.ThreadOwnerSince, c.state.ConversationID)
+}
+
+// ThreadMode is m while owner ("" for Parley) controls the conversation's
+// thread since since: nothing may be sent while another app has it. The
+// REST API tells it from the conversation's row, the workflow from its state.
+func ThreadMode(m Mode, owner string, since time.Time, conversationID string) Mode {
+	if owner == "" || m.Mode == ModeNone {
 		return m
 	}
 	return Mode{Mode: ModeNone, ReplyDeadline: m.ReplyDeadline, HumanAgentDeadline: m.HumanAgentDeadline,
 		Reason: fmt.Sprintf("%s controls this thread on Messenger since %s: take control first (POST /api/v1/conversations/%s/take-control)",
-			appName(o), stamp(c.state.ThreadOwnerSince), c.state.ConversationID)}
+			appName(owner), stamp(since), conversationID)}
 }
 
 // standbyOnlyWork says whether events open no work for agents: they all
@@ -188,6 +199,11 @@ func (c *conversation) threadControl(ctx workflow.Context, r ThreadControlReques
 		c.setThreadOwner("", now, who+" took the thread back for Parley")
 	} else {
 		c.setThreadOwner(target, now, who+" passed the thread to "+appName(target))
+	}
+	if workflow.GetVersion(ctx, versionThreadOwnerRow, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		if err := c.save(ctx); err != nil {
+			return ThreadControlResult{}, err
+		}
 	}
 	c.wake.SendAsync(true)
 	return ThreadControlResult{ConversationID: c.state.ConversationID, ThreadOwner: c.state.ThreadOwner, Since: c.state.ThreadOwnerSince}, nil

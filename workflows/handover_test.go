@@ -42,10 +42,12 @@ func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *
 	h.replyAt(4*time.Minute, "refused", "Any news?", false)
 	h.standby(5*time.Minute, "m2", "talking to the page's people")
 	var during workflows.ConversationState
-	h.at(6*time.Minute, func() { during = h.state() })
+	savesBefore, savesAfter := 0, 0
+	h.at(6*time.Minute, func() { during = h.state(); savesBefore = len(h.saves) })
 	h.at(7*time.Minute, func() {
 		h.update(0, "take", workflows.UpdateThreadControl, workflows.ThreadControlRequest{ConversationID: h.state().ConversationID, Take: true, ActorAgentID: "agent-1"})
 	})
+	h.at(7*time.Minute+30*time.Second, func() { savesAfter = len(h.saves) })
 	h.replyAt(8*time.Minute, "sent", "I am back with you.", false)
 	h.run(10 * time.Minute)
 
@@ -56,11 +58,24 @@ func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *
 		t.Errorf("after the standby message: owner %q, state %s; want the Page Inbox, still waiting (no work for agents)", during.ThreadOwner, during.State)
 	}
 	recorded := false
-	for _, e := range h.entries {
-		recorded = recorded || e.MID == "m2"
+	for _, r := range h.records {
+		for _, e := range r.Entries {
+			if e.MID == "m2" {
+				recorded = true
+				// The conversation's row says who has the thread: the API's
+				// reply mode reads it.
+				if r.ThreadOwner != messenger.PageInboxAppID || r.ThreadOwnerSince == nil {
+					t.Errorf("the standby message's record: thread owner %q since %v, want the Page Inbox", r.ThreadOwner, r.ThreadOwnerSince)
+				}
+			}
+		}
 	}
 	if !recorded {
 		t.Error("the standby message is not in the transcript")
+	}
+	// Taking control saves the row at once, without waiting for Meta's event.
+	if savesAfter != savesBefore+1 || h.saves[savesAfter-1].ThreadOwner != "" || h.saves[savesAfter-1].ThreadOwnerSince != nil {
+		t.Errorf("saves around take-control: %d before, %d after (last %+v); want one more, with Parley's thread", savesBefore, savesAfter, h.saves[len(h.saves)-1])
 	}
 	h.completed("take")
 	if len(calls) != 1 || !calls[0].Take || calls[0].PSID != "222" {

@@ -36,6 +36,7 @@ type harness struct {
 	sends    []activities.SendInput
 	script   []activities.SendOutcome // next SendMessage answers; then "sent"
 	saves    []activities.RecordTranscriptInput
+	records  []activities.RecordTranscriptInput
 	flagged  int
 	updates  map[string]*updateOutcome
 	// outside are events recorded without a conversation; pageFlags the
@@ -126,6 +127,7 @@ func newHarnessWith(t *testing.T, st *store.Store) *harness {
 		h.hook(activities.RecordTranscriptName)
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		h.records = append(h.records, in)
 		for _, e := range in.Entries {
 			h.entries = append(h.entries, e)
 			id := activities.MessageID(in.ConversationID, e.Seq)
