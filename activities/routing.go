@@ -296,6 +296,10 @@ func (a *Routing) ClaimConversation(ctx context.Context, in ClaimInput) (store.A
 	if err != nil {
 		return res, refusal(err)
 	}
+	if res.WithdrawnOfferID != "" {
+		// Picked, assigned or transferred while offered to an agent.
+		a.Metrics.Offers(metrics.OfferWithdrawn, 1)
+	}
 	return res, a.wake(ctx, "conversation "+in.How)
 }
 

@@ -18,7 +18,8 @@ import (
 )
 
 // TestRoutingCountsOffers: offers made by a round, then accepted, timed
-// out, withdrawn by a release; an offer ended twice counts once.
+// out, withdrawn by a release or by a supervisor's assign; an offer ended
+// twice counts once.
 func TestRoutingCountsOffers(t *testing.T) {
 	ctx := context.Background()
 	box, err := secrets.NewBox(make([]byte, 32))
@@ -38,7 +39,7 @@ func TestRoutingCountsOffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var agents []string
-	for _, name := range []string{"Ada", "Grace", "Linus"} {
+	for _, name := range []string{"Ada", "Grace", "Linus", "Ken"} {
 		a, err := st.CreateAgent(ctx, name, strings.ToLower(name)+"@example.com")
 		if err != nil {
 			t.Fatal(err)
@@ -55,10 +56,10 @@ func TestRoutingCountsOffers(t *testing.T) {
 	dist := routing.Distribution{Mode: routing.ModePush, CapacityUnits: 1,
 		AllowedPresences: []string{routing.PresenceAvailable, routing.PresenceBusy},
 		OfferTimeout:     routing.Duration(2 * time.Minute), FallbackQueueID: q.ID}
-	for i := range 3 {
+	for i := range 4 {
 		c := fmt.Sprintf("conv-%d", i)
 		res, err := st.RouteAndEnqueue(ctx, store.Route{ConversationID: c, WorkflowID: "wf-" + c, PageRef: "page", RouteID: "r-" + c,
-			Distribution: dist, QueueID: q.ID, WaitingSince: now.Add(-time.Duration(3-i) * time.Minute), Now: now})
+			Distribution: dist, QueueID: q.ID, WaitingSince: now.Add(-time.Duration(4-i) * time.Minute), Now: now})
 		if err != nil || res.Outcome != store.RouteQueued {
 			t.Fatalf("enqueue %s: %+v %v", c, res, err)
 		}
@@ -71,8 +72,8 @@ func TestRoutingCountsOffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(offers) != 3 {
-		t.Fatalf("%d offers, want 3 (3 free agents, 3 waiting)", len(offers))
+	if len(offers) != 4 {
+		t.Fatalf("%d offers, want 4 (4 free agents, 4 waiting)", len(offers))
 	}
 	if _, err := rt.AcceptOffer(ctx, activities.AcceptInput{ConversationID: offers[0].ConversationID, OfferID: offers[0].OfferID,
 		AgentID: offers[0].AgentID, Now: now}); err != nil {
@@ -88,6 +89,13 @@ func TestRoutingCountsOffers(t *testing.T) {
 	if _, err := rt.ReleaseCapacity(ctx, activities.ReleaseInput{ConversationID: offers[2].ConversationID, Now: now}); err != nil {
 		t.Fatal(err)
 	}
+	// A supervisor assigns the last one, still offered, to the agent whose
+	// offer timed out: its offer is withdrawn.
+	claim := activities.ClaimInput{Claim: store.Claim{ConversationID: offers[3].ConversationID, AgentID: offers[1].AgentID,
+		How: store.ClaimAssign, Now: now}}
+	if res, err := rt.ClaimConversation(ctx, claim); err != nil || res.WithdrawnOfferID != offers[3].OfferID {
+		t.Fatalf("assign while offered: %+v, %v; want offer %s withdrawn", res, err, offers[3].OfferID)
+	}
 	// Releasing the accepted one frees capacity but withdraws no offer.
 	if _, err := rt.ReleaseCapacity(ctx, activities.ReleaseInput{ConversationID: offers[0].ConversationID, Now: now}); err != nil {
 		t.Fatal(err)
@@ -97,10 +105,10 @@ func TestRoutingCountsOffers(t *testing.T) {
 # HELP parley_offers_total Offers of conversations to agents: created, then how they ended (accepted, rejected, timed_out, withdrawn).
 # TYPE parley_offers_total counter
 parley_offers_total{outcome="accepted"} 1
-parley_offers_total{outcome="created"} 3
+parley_offers_total{outcome="created"} 4
 parley_offers_total{outcome="rejected"} 0
 parley_offers_total{outcome="timed_out"} 1
-parley_offers_total{outcome="withdrawn"} 1
+parley_offers_total{outcome="withdrawn"} 2
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "parley_offers_total"); err != nil {
 		t.Error(err)

@@ -107,6 +107,8 @@ type Assignment struct {
 	Waited         time.Duration
 	Note           string // a transfer's note
 	Forced         bool
+	// WithdrawnOfferID is the open offer (to any agent) this claim withdrew.
+	WithdrawnOfferID string
 }
 
 // CapacityError says why an agent cannot take a conversation.

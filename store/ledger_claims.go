@@ -139,6 +139,9 @@ func (s *Store) ClaimConversation(ctx context.Context, c Claim) (_ Assignment, e
 		}
 		res = Assignment{ConversationID: c.ConversationID, AgentID: c.AgentID, AgentName: agent.Name, QueueID: queueID,
 			QueueName: qname, How: c.How, Waited: time.Duration(waited) * time.Millisecond, Note: note, Forced: over}
+		if held && hold.Kind == holdOffer {
+			res.WithdrawnOfferID = hold.OfferID
+		}
 		if err := s.refreshAgents(ctx, tx, agents...); err != nil {
 			return err
 		}
