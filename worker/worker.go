@@ -159,18 +159,29 @@ func (w *Worker) Stop() {
 }
 
 // DevServerFlags are the `temporal server start-dev` flags: the search
-// attributes registered up front, and eager activity execution, which hands
+// attributes registered up front; eager activity execution, which hands
 // an activity to the worker in the answer to the workflow task that
 // scheduled it (one matching round-trip less per activity: a new
-// conversation's path to its offer runs six activities in a row).
+// conversation's path to its offer runs six activities in a row); and
+// the transfer queue's read rate (TransferQueueMaxPollRPS).
 func DevServerFlags() []string {
 	var args []string
 	for _, k := range workflows.SearchAttributes() {
 		args = append(args, "--search-attribute", k.GetName()+"="+searchAttributeTypeName(k.GetValueType()))
 	}
-	args = append(args, "--dynamic-config-value", "system.enableActivityEagerExecution=true")
+	args = append(args, "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+		"--dynamic-config-value", fmt.Sprintf("history.transferProcessorMaxPollRPS=%d", TransferQueueMaxPollRPS))
 	return args
 }
+
+// TransferQueueMaxPollRPS is history.transferProcessorMaxPollRPS: how often
+// a history shard may read its transfer queue, which holds every workflow
+// task a signal schedules (Temporal's default is 20 a second). The dev
+// server has a single shard, so the default made every customer message
+// wait for the next of 20 reads a second: a bare SDK workflow on it
+// measured signal to workflow task start p50 35 ms, p99 50 ms; at 200,
+// p50 3.5 ms, p99 11 ms. docker-compose.yml's Temporal sets the same.
+const TransferQueueMaxPollRPS = 200
 
 func searchAttributeTypeName(t enumspb.IndexedValueType) string {
 	switch t {
