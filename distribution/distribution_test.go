@@ -439,7 +439,7 @@ func TestFiveHundredConversationsKeepTheInvariants(t *testing.T) {
 	checkReasons(t, e)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.violations = append(w.violations, w.fifo.flush()...)
+	w.violations = append(w.violations, w.fifo.done()...)
 	for _, v := range w.violations {
 		t.Error(v)
 	}

@@ -19,24 +19,30 @@ import (
 // serves.
 //
 // An offer is announced after its conversation has it, a little after the
-// round made it; its made_after_event places it among the ledger's
-// events. So the watch keeps each conversation's history by event id, and
-// checks a round's offers, together, against the queues as they were then.
+// round made it (seconds later on a loaded machine); its made_after_event
+// places it among the ledger's events. So the watch keeps each
+// conversation's history by position in the event log, and checks a
+// round's offers, together, against the queues as they were then. An
+// event's position is 2×id; an offer's is 2×made_after_event+1, just after
+// the last event its round saw: from there on its conversation is not
+// waiting, even for a later round checked before the offer is announced.
 type fifoWatch struct {
 	members     map[string][]string // queue -> agents
 	agentQueues map[string][]string // agent -> queues
 	priority    map[string]int      // queue -> priority
 	history     map[string][]fifoState
-	// round is the batch of offers being announced (one made_after_event).
+	// round is the batch of offers being announced (one made_after_event);
+	// rounds, those announced, checked once the log is read (done).
 	round       []fifoOffer
 	roundAfter  int64
+	rounds      []fifoRound
 	checks      int
 	uncheckable int
 }
 
-// fifoState is a conversation's place from event id on.
+// fifoState is a conversation's place from position pos on.
 type fifoState struct {
-	id       int64
+	pos      int64
 	waiting  bool
 	queue    string
 	since    time.Time
@@ -45,6 +51,11 @@ type fifoState struct {
 
 type fifoOffer struct {
 	conversation, agent string
+}
+
+type fifoRound struct {
+	offers []fifoOffer
+	after  int64
 }
 
 func newFIFOWatch() *fifoWatch {
@@ -65,14 +76,18 @@ func (f *fifoWatch) current(conv string) (fifoState, bool) {
 	return h[len(h)-1], true
 }
 
-// at is the conversation's place as of event id.
-func (f *fifoWatch) at(conv string, id int64) (fifoState, bool) {
+// eventPos and offerPos place events and offers in one order.
+func eventPos(id int64) int64    { return 2 * id }
+func offerPos(after int64) int64 { return 2*after + 1 }
+
+// at is the conversation's place as of position pos.
+func (f *fifoWatch) at(conv string, pos int64) (fifoState, bool) {
 	h := f.history[conv]
-	i, found := slices.BinarySearchFunc(h, id, func(s fifoState, id int64) int {
+	i, found := slices.BinarySearchFunc(h, pos, func(s fifoState, pos int64) int {
 		switch {
-		case s.id < id:
+		case s.pos < pos:
 			return -1
-		case s.id > id:
+		case s.pos > pos:
 			return 1
 		}
 		return 0
@@ -86,8 +101,15 @@ func (f *fifoWatch) at(conv string, id int64) (fifoState, bool) {
 	return h[i-1], true
 }
 
+// set records the conversation's place from s.pos on, in order: an offer
+// announced late goes back to where its round was made.
 func (f *fifoWatch) set(conv string, s fifoState) {
-	f.history[conv] = append(f.history[conv], s)
+	h := f.history[conv]
+	i := len(h)
+	for i > 0 && h[i-1].pos > s.pos {
+		i--
+	}
+	f.history[conv] = slices.Insert(h, i, s)
 }
 
 // mayTake: the ledger skips agents who declined, unless every member of
@@ -117,7 +139,7 @@ func (f *fifoWatch) onEvent(ev event) []string {
 			WaitingSince time.Time `json:"waiting_since"`
 		}
 		if json.Unmarshal(ev.Data, &d) == nil {
-			f.set(ev.ConversationID, fifoState{id: ev.ID, waiting: true, queue: d.QueueID, since: d.WaitingSince, declined: map[string]bool{}})
+			f.set(ev.ConversationID, fifoState{pos: eventPos(ev.ID), waiting: true, queue: d.QueueID, since: d.WaitingSince, declined: map[string]bool{}})
 		}
 	case store.EventOfferCreated:
 		var d struct {
@@ -132,7 +154,10 @@ func (f *fifoWatch) onEvent(ev event) []string {
 		f.roundAfter = d.MadeAfterEvent
 		f.round = append(f.round, fifoOffer{conversation: ev.ConversationID, agent: ev.AgentID})
 		if s, ok := f.current(ev.ConversationID); ok {
-			s.id, s.waiting = ev.ID, false
+			s.pos, s.waiting = eventPos(ev.ID), false
+			if d.MadeAfterEvent > 0 {
+				s.pos = offerPos(d.MadeAfterEvent)
+			}
 			f.set(ev.ConversationID, s)
 		}
 	case store.EventOfferWithdrawn:
@@ -144,7 +169,7 @@ func (f *fifoWatch) onEvent(ev event) []string {
 		if !ok {
 			return out
 		}
-		s.id = ev.ID
+		s.pos = eventPos(ev.ID)
 		switch d.Reason {
 		case "rejected", "timed_out":
 			// Back in its queue, without this agent.
@@ -161,14 +186,30 @@ func (f *fifoWatch) onEvent(ev event) []string {
 	return out
 }
 
-// flush checks the round's offers against the queues as they were when
-// the round was made.
+// flush sets the round's offers aside, to be checked by done: an offer
+// of an earlier round may still be announced after them.
 func (f *fifoWatch) flush() []string {
-	round, after := f.round, f.roundAfter
-	f.round, f.roundAfter = nil, 0
-	if len(round) == 0 {
-		return nil
+	if len(f.round) > 0 {
+		f.rounds = append(f.rounds, fifoRound{offers: f.round, after: f.roundAfter})
 	}
+	f.round, f.roundAfter = nil, 0
+	return nil
+}
+
+// done checks every round's offers against the queues as they were when
+// the round was made, once the whole log is known.
+func (f *fifoWatch) done() []string {
+	f.flush()
+	var out []string
+	for _, r := range f.rounds {
+		out = append(out, f.check(r.offers, r.after)...)
+	}
+	f.rounds = nil
+	return out
+}
+
+// check checks one round's offers.
+func (f *fifoWatch) check(round []fifoOffer, after int64) []string {
 	if after == 0 {
 		f.uncheckable += len(round) // a retried round: its place is unknown
 		return nil
@@ -179,7 +220,7 @@ func (f *fifoWatch) flush() []string {
 	}
 	var out []string
 	for _, o := range round {
-		it, ok := f.at(o.conversation, after)
+		it, ok := f.at(o.conversation, eventPos(after))
 		if !ok || !it.waiting {
 			f.uncheckable++
 			continue
@@ -189,7 +230,7 @@ func (f *fifoWatch) flush() []string {
 			if inRound[conv] {
 				continue
 			}
-			w, ok := f.at(conv, after)
+			w, ok := f.at(conv, eventPos(after))
 			if !ok || !w.waiting {
 				continue
 			}
@@ -229,7 +270,7 @@ func TestFIFOWatchFindsAnOfferOutOfTurn(t *testing.T) {
 		for _, ev := range evs {
 			out = append(out, f.onEvent(ev)...)
 		}
-		return append(out, f.flush()...)
+		return append(out, f.done()...)
 	}
 	if v := run(queued(1, "a", 0), queued(2, "b", time.Second), offer(3, "b", "ada", 2)); len(v) != 1 {
 		t.Errorf("b offered before a, who waited longer: %v, want one violation", v)
@@ -249,5 +290,17 @@ func TestFIFOWatchFindsAnOfferOutOfTurn(t *testing.T) {
 	if v := run(queued(1, "a", 0), offer(2, "a", "bob", 1), queued(3, "b", time.Second),
 		withdrawn(4, "a", "bob", "timed_out"), offer(5, "b", "ada", 4)); len(v) != 1 {
 		t.Errorf("b offered to ada in a round made after a came back: %v, want one violation", v)
+	}
+	// a's offer, made in the round after event 2, is announced late (event
+	// 5), after b's, made in the next round (after event 3): a was not
+	// waiting when b's round ran.
+	if v := run(queued(1, "a", 0), queued(2, "b", time.Second), queued(3, "c", 2*time.Second),
+		offer(4, "b", "ada", 3), offer(5, "a", "bob", 2)); len(v) != 0 {
+		t.Errorf("a's offer announced after b's, made in an earlier round: %v", v)
+	}
+	// Without a's offer made earlier, b's round passed a over.
+	if v := run(queued(1, "a", 0), queued(2, "b", time.Second), queued(3, "c", 2*time.Second),
+		offer(4, "b", "ada", 3), offer(5, "a", "bob", 4)); len(v) != 1 {
+		t.Errorf("b offered in a round that passed a over: %v, want one violation", v)
 	}
 }
