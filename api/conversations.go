@@ -306,9 +306,11 @@ func (s *Server) replyMode(ctx context.Context, cv store.Conversation) (replyMod
 	}
 	// What a reply would get now, the state included.
 	m := workflows.AgentReplyMode(cv.State, s.opts.Now(), cv.LastCustomerMessageAt, s.opts.Windows, w.HumanAgentTag)
-	if cv.ThreadOwner != "" && cv.ThreadOwnerSince != nil {
-		m = workflows.ThreadMode(m, cv.ThreadOwner, *cv.ThreadOwnerSince, cv.ID)
+	var since time.Time
+	if cv.ThreadOwnerSince != nil {
+		since = *cv.ThreadOwnerSince
 	}
+	m = workflows.ThreadMode(m, cv.ThreadOwner, since, cv.ID)
 	out := replyModeJSON{Mode: m.Mode, MessagingType: m.MessagingType, Tag: m.Tag, Reason: m.Reason, HumanAgentTag: w.HumanAgentTag}
 	if !m.ReplyDeadline.IsZero() {
 		out.ReplyWindowEndsAt, out.HumanAgentWindowEndsAt = &m.ReplyDeadline, &m.HumanAgentDeadline

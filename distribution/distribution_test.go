@@ -204,11 +204,7 @@ func (w *ledgerWatch) checkLedger(ctx context.Context, st *store.Store) {
 func (w *ledgerWatch) onEvent(ev event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, v := range w.fifo.onEvent(ev) {
-		if len(w.violations) < 20 {
-			w.violations = append(w.violations, v)
-		}
-	}
+	w.fifo.onEvent(ev)
 	var d offerData
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		return

@@ -126,11 +126,10 @@ func (f *fifoWatch) mayTake(s fifoState, agent string) bool {
 	return true
 }
 
-// onEvent returns the violations found, if any.
-func (f *fifoWatch) onEvent(ev event) []string {
-	var out []string
+// onEvent follows the queues; done reports the violations.
+func (f *fifoWatch) onEvent(ev event) {
 	if ev.Type != store.EventOfferCreated {
-		out = f.flush()
+		f.flush()
 	}
 	switch ev.Type {
 	case store.EventConversationQueued:
@@ -146,10 +145,10 @@ func (f *fifoWatch) onEvent(ev event) []string {
 			MadeAfterEvent int64 `json:"made_after_event"`
 		}
 		if json.Unmarshal(ev.Data, &d) != nil {
-			return out
+			return
 		}
 		if d.MadeAfterEvent != f.roundAfter {
-			out = f.flush()
+			f.flush()
 		}
 		f.roundAfter = d.MadeAfterEvent
 		f.round = append(f.round, fifoOffer{conversation: ev.ConversationID, agent: ev.AgentID})
@@ -163,11 +162,11 @@ func (f *fifoWatch) onEvent(ev event) []string {
 	case store.EventOfferWithdrawn:
 		var d offerData
 		if json.Unmarshal(ev.Data, &d) != nil {
-			return out
+			return
 		}
 		s, ok := f.current(ev.ConversationID)
 		if !ok {
-			return out
+			return
 		}
 		s.pos = eventPos(ev.ID)
 		switch d.Reason {
@@ -183,17 +182,15 @@ func (f *fifoWatch) onEvent(ev event) []string {
 		}
 		f.set(ev.ConversationID, s)
 	}
-	return out
 }
 
 // flush sets the round's offers aside, to be checked by done: an offer
 // of an earlier round may still be announced after them.
-func (f *fifoWatch) flush() []string {
+func (f *fifoWatch) flush() {
 	if len(f.round) > 0 {
 		f.rounds = append(f.rounds, fifoRound{offers: f.round, after: f.roundAfter})
 	}
 	f.round, f.roundAfter = nil, 0
-	return nil
 }
 
 // done checks every round's offers against the queues as they were when
@@ -266,11 +263,10 @@ func TestFIFOWatchFindsAnOfferOutOfTurn(t *testing.T) {
 		f.priority["q"] = 1
 		f.member("q", "ada")
 		f.member("q", "bob")
-		var out []string
 		for _, ev := range evs {
-			out = append(out, f.onEvent(ev)...)
+			f.onEvent(ev)
 		}
-		return append(out, f.done()...)
+		return f.done()
 	}
 	if v := run(queued(1, "a", 0), queued(2, "b", time.Second), offer(3, "b", "ada", 2)); len(v) != 1 {
 		t.Errorf("b offered before a, who waited longer: %v, want one violation", v)

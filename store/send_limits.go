@@ -24,24 +24,25 @@ func us(t time.Time) int64 { return t.UnixMicro() }
 // how long to wait before making it (0: at once). While Meta throttles the
 // page, nothing is counted: wait is the rest of the pause and reason says
 // why. Every worker shares the limiter. Each reservation is one short
-// transaction that holds the page lane's row (FOR UPDATE on PostgreSQL; on
-// SQLite every transaction takes the write lock at BEGIN), so concurrent
-// workers queue for it instead of retrying: a compare-and-swap loop with a
-// bounded number of attempts failed sends under contention.
+// transaction that creates the page lane's row if need be and holds it
+// (FOR UPDATE on PostgreSQL; on SQLite every transaction takes the write
+// lock at BEGIN), so concurrent workers queue for it instead of retrying:
+// a compare-and-swap loop with a bounded number of attempts failed sends
+// under contention.
 func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.Time) (wait time.Duration, reason string, err error) {
 	defer wrap(&err, "store.ReserveSend(%s, %s)", pageRef, lane)
 	limits, ok := ratelimit.Meta[lane]
 	if !ok {
 		return 0, "", invalidf("unknown send lane %q", lane)
 	}
-	if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
-		return 0, "", err
-	}
 	lock := ""
 	if s.dialect == DialectPostgres {
 		lock = ` FOR UPDATE`
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := ensureSendLimit(ctx, tx, pageRef, lane); err != nil {
+			return err
+		}
 		var r sendLimitRow
 		if err := get(ctx, tx, &r, `SELECT tat_us, paused_until_us, pause_reason, factor, factor_until_us FROM send_limits
 			WHERE page_ref = ? AND lane = ?`+lock, pageRef, lane); err != nil {
@@ -81,7 +82,7 @@ func (s *Store) ReserveSend(ctx context.Context, pageRef, lane string, now time.
 func (s *Store) PauseSends(ctx context.Context, pageRef string, until time.Time, reason string) (err error) {
 	defer wrap(&err, "store.PauseSends(%s)", pageRef)
 	for lane := range ratelimit.Meta {
-		if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
+		if err := ensureSendLimit(ctx, s.db, pageRef, lane); err != nil {
 			return err
 		}
 		if _, err := exec(ctx, s.db, `UPDATE send_limits SET paused_until_us = ?, pause_reason = ?
@@ -97,7 +98,7 @@ func (s *Store) PauseSends(ctx context.Context, pageRef string, until time.Time,
 func (s *Store) SlowSends(ctx context.Context, pageRef string, factor float64, until time.Time) (err error) {
 	defer wrap(&err, "store.SlowSends(%s)", pageRef)
 	for lane := range ratelimit.Meta {
-		if err := s.ensureSendLimit(ctx, pageRef, lane); err != nil {
+		if err := ensureSendLimit(ctx, s.db, pageRef, lane); err != nil {
 			return err
 		}
 		if _, err := exec(ctx, s.db, `UPDATE send_limits SET factor = ?, factor_until_us = ? WHERE page_ref = ? AND lane = ?`,
@@ -109,8 +110,8 @@ func (s *Store) SlowSends(ctx context.Context, pageRef string, factor float64, u
 }
 
 // ensureSendLimit creates the page's lane limiter if it has none yet.
-func (s *Store) ensureSendLimit(ctx context.Context, pageRef, lane string) error {
-	_, err := exec(ctx, s.db, `INSERT INTO send_limits (page_ref, lane, tat_us) VALUES (?, ?, 0) ON CONFLICT (page_ref, lane) DO NOTHING`,
+func ensureSendLimit(ctx context.Context, q querier, pageRef, lane string) error {
+	_, err := exec(ctx, q, `INSERT INTO send_limits (page_ref, lane, tat_us) VALUES (?, ?, 0) ON CONFLICT (page_ref, lane) DO NOTHING`,
 		pageRef, lane)
 	return err
 }

@@ -43,11 +43,16 @@ func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *
 	h.standby(5*time.Minute, "m2", "talking to the page's people")
 	var during workflows.ConversationState
 	savesBefore, savesAfter := 0, 0
-	h.at(6*time.Minute, func() { during = h.state(); savesBefore = len(h.saves) })
+	saves := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.saves)
+	}
+	h.at(6*time.Minute, func() { during = h.state(); savesBefore = saves() })
 	h.at(7*time.Minute, func() {
 		h.update(0, "take", workflows.UpdateThreadControl, workflows.ThreadControlRequest{ConversationID: h.state().ConversationID, Take: true, ActorAgentID: "agent-1"})
 	})
-	h.at(7*time.Minute+30*time.Second, func() { savesAfter = len(h.saves) })
+	h.at(7*time.Minute+30*time.Second, func() { savesAfter = saves() })
 	h.replyAt(8*time.Minute, "sent", "I am back with you.", false)
 	h.run(10 * time.Minute)
 
