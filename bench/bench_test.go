@@ -26,7 +26,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"parley/messenger"
 	"parley/testenv"
@@ -221,19 +220,13 @@ func warm(b *testing.B, e *testenv.Env, psid func(i int) string) []string {
 }
 
 // rawOptions are the raw SignalWithStart's options: bare, or with
-// PARLEY_BENCH_RAW=gateway the gateway's own (its search attributes and
-// summary, which cost Temporal more), to tell the gateway's overhead from
-// Temporal's.
+// PARLEY_BENCH_RAW=gateway the gateway's own (its summary, which costs
+// Temporal more), to tell the gateway's overhead from Temporal's.
 func rawOptions(id, psid string) client.StartWorkflowOptions {
 	o := client.StartWorkflowOptions{ID: id, TaskQueue: "parley-bench-raw", WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}
 	if os.Getenv("PARLEY_BENCH_RAW") == "gateway" {
 		o.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 		o.StaticSummary = workflows.ConversationSummary("Bench Page", pageID, psid)
-		o.TypedSearchAttributes = temporal.NewSearchAttributes(
-			workflows.SearchAttrPageID.ValueSet(pageID),
-			workflows.SearchAttrPSID.ValueSet(psid),
-			workflows.SearchAttrState.ValueSet(workflows.StateOpen),
-		)
 	}
 	return o
 }

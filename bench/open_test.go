@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/proto"
 
 	"parley/config"
 	"parley/fakemeta"
@@ -178,6 +181,7 @@ func BenchmarkOpenConversations(b *testing.B) {
 			cp.probes.p50, cp.probes.p99, cp.probes.ackP50, cp.probes.ackP99, cp.probes.misses, evictedProbes,
 			cp.probes.scheduleToStart, cp.probes.replay)
 		fmt.Printf("  by history: %s\n", cp.probes.stages)
+		fmt.Printf("  the worker's workflow tasks (SDK): execution %s; replay %s\n  its requests (SDK): %s\n", cp.probes.execution, cp.probes.replayQ, cp.probes.requests)
 		cps = append(cps, cp)
 	}
 	b.StopTimer()
@@ -396,6 +400,13 @@ type openProbes struct {
 	scheduleToStart, replay time.Duration
 	// stages splits the probes' time by their histories (openStages).
 	stages string
+	// The worker's own time in the probes' workflow tasks (the SDK's
+	// histograms, p50 and p99 by their buckets): processing a task, and
+	// the replay part of it. Against the history's workflow task, they
+	// tell the worker's part of its tail from the server's.
+	execution, replayQ string
+	// The worker's requests to Temporal meanwhile (the SDK's histograms).
+	requests string
 }
 
 // openStages splits each probe's time, from its POST to its message's
@@ -403,6 +414,7 @@ type openProbes struct {
 func openStages(ctx context.Context, tc client.Client, sentAt map[string]time.Time) (string, error) {
 	names := []string{"POST to signal", "signal to task start", "workflow task", "task to record start", "record activity"}
 	stages := make([][]time.Duration, len(names))
+	var sizes, lengths []int
 	for psid, t0 := range sentAt {
 		it := tc.GetWorkflowHistory(ctx, workflows.ConversationWorkflowID(pageID, psid), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		var events []*historypb.HistoryEvent
@@ -413,6 +425,11 @@ func openStages(ctx context.Context, tc client.Client, sentAt map[string]time.Ti
 			}
 			events = append(events, ev)
 		}
+		size := 0
+		for _, ev := range events {
+			size += proto.Size(ev)
+		}
+		sizes, lengths = append(sizes, size), append(lengths, len(events))
 		// The probe's signal is the last one; then its task, its record.
 		var at [6]time.Time
 		for _, ev := range events {
@@ -451,6 +468,11 @@ func openStages(ctx context.Context, tc client.Client, sentAt map[string]time.Ti
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s p50 %v p99 %v", n, percentile(stages[i], 0.5).Round(100*time.Microsecond), percentile(stages[i], 0.99).Round(100*time.Microsecond)))
+	}
+	sort.Ints(sizes)
+	sort.Ints(lengths)
+	if len(sizes) > 0 {
+		out = append(out, fmt.Sprintf("(a probe's history: median %d events, %.1f KB)", lengths[len(lengths)/2], float64(sizes[len(sizes)/2])/1024))
 	}
 	return strings.Join(out, "; "), nil
 }
@@ -504,7 +526,13 @@ func (o *opener) probeEvicted(ctx context.Context, k int, httpc *http.Client, me
 		ackP50: percentile(ack, 0.5).Round(100 * time.Microsecond), ackP99: percentile(ack, 0.99).Round(100 * time.Microsecond),
 		misses:          after["temporal_sticky_cache_miss_total"].sum - before["temporal_sticky_cache_miss_total"].sum,
 		scheduleToStart: openMean(before, after, "temporal_workflow_task_schedule_to_start_latency_seconds"),
-		replay:          openMean(before, after, "temporal_workflow_task_replay_latency_seconds")}
+		replay:          openMean(before, after, "temporal_workflow_task_replay_latency_seconds"),
+		execution:       openQuantiles(before, after, "temporal_workflow_task_execution_latency_seconds"),
+		replayQ:         openQuantiles(before, after, "temporal_workflow_task_replay_latency_seconds"),
+		requests: fmt.Sprintf("history page %s; task completed %s; activity completed %s",
+			openOperationQuantiles(before, after, "temporal_request_latency_seconds", "GetWorkflowExecutionHistory"),
+			openOperationQuantiles(before, after, "temporal_request_latency_seconds", "RespondWorkflowTaskCompleted"),
+			openOperationQuantiles(before, after, "temporal_request_latency_seconds", "RespondActivityTaskCompleted"))}
 	if r.stages, err = openStages(ctx, o.tc, sentAt); err != nil {
 		return openProbes{}, err
 	}
@@ -526,7 +554,56 @@ func openMean(before, after openMetrics, histogram string) time.Duration {
 	return time.Duration(sum / n * float64(time.Second)).Round(100 * time.Microsecond)
 }
 
-// openScrape reads a Prometheus text page.
+// openQuantiles gives a histogram's p50 and p99 between two scrapes, as
+// the upper bounds of the buckets they fall in.
+func openQuantiles(before, after openMetrics, histogram string) string {
+	return openOperationQuantiles(before, after, histogram, "")
+}
+
+// openOperationQuantiles is openQuantiles of one operation's observations
+// (an SDK request's, such as RespondWorkflowTaskCompleted).
+func openOperationQuantiles(before, after openMetrics, histogram, operation string) string {
+	type bucket struct {
+		le float64
+		n  float64
+	}
+	var bs []bucket
+	prefix := histogram + "_bucket{le="
+	if operation != "" {
+		prefix = histogram + `_bucket{operation="` + operation + `",le=`
+	}
+	for name, v := range after {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.Trim(name[len(prefix):len(name)-1], `",`), 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le: le, n: v.sum - before[name].sum})
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
+		return "-"
+	}
+	total := bs[len(bs)-1].n
+	q := func(p float64) string {
+		for _, b := range bs {
+			if b.n >= p*total {
+				if math.IsInf(b.le, 1) {
+					return "> largest bucket"
+				}
+				return "<= " + time.Duration(b.le*float64(time.Second)).String()
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("p50 %s, p99 %s (%.0f tasks)", q(0.5), q(0.99), total)
+}
+
+// openScrape reads a Prometheus text page: each metric's values summed
+// over its label sets, except a histogram's buckets, kept by bound
+// (name_bucket{le="0.05"}).
 func openScrape(httpc *http.Client, url string) (_ openMetrics, err error) {
 	resp, err := httpc.Get(url)
 	if err != nil {
@@ -554,7 +631,19 @@ func openScrape(httpc *http.Client, url string) (_ openMetrics, err error) {
 		}
 		name := line[:sp]
 		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
+			le := ""
+			if strings.HasSuffix(name[:i], "_bucket") {
+				label := func(l string) string {
+					j := strings.Index(name[i:], l+`="`)
+					if j < 0 {
+						return ""
+					}
+					rest := name[i+j+len(l)+2:]
+					return l + `="` + rest[:strings.IndexByte(rest, '"')] + `",`
+				}
+				le = "{" + label("operation") + label("le") + "}"
+			}
+			name = name[:i] + le
 		}
 		mv := out[name]
 		mv.sum += v

@@ -19,7 +19,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
 	"parley/activities"
@@ -341,11 +340,8 @@ func (g *Gateway) signalWithStart(ctx context.Context, ce *customerEvents, event
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            workflows.ConversationSummary(ce.page.Name, ce.page.PageID, ce.psid),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAttrPageID.ValueSet(ce.page.PageID),
-			workflows.SearchAttrPSID.ValueSet(ce.psid),
-			workflows.SearchAttrState.ValueSet(workflows.StateOpen),
-		),
+		// No search attributes: the conversation sets them when it opens
+		// (workflows' open), in an upsert it writes anyway.
 	}
 	in := workflows.ConversationInput{
 		PageRef:        ce.page.ID,

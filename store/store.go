@@ -62,7 +62,7 @@ type Store struct {
 	// connections of its own: in WAL mode they read while the single
 	// writer connection is busy with the worker's writes, instead of
 	// queueing behind them. Elsewhere it is db.
-	rdb     *sqlx.DB
+	rdb     reader
 	box     *secrets.Box
 	dialect string
 	// migrationLockWait bounds how long Migrate waits for another
@@ -97,14 +97,16 @@ func Open(ctx context.Context, url string, box *secrets.Box) (_ *Store, err erro
 	if err := ping(ctx, db, dialect); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	rdb := db
+	var rdb reader = db
 	if dialect == DialectSQLite && !strings.Contains(dsn, ":memory:") && !strings.Contains(dsn, "mode=memory") {
 		// Opened after the writer switched the file to WAL; query_only
 		// keeps these connections from ever taking the write lock.
-		if rdb, err = sqlx.Open(driver, dsn+"&_pragma=query_only(1)"); err != nil {
+		r, err := sqlx.Open(driver, dsn+"&_pragma=query_only(1)")
+		if err != nil {
 			return nil, errors.Join(err, db.Close())
 		}
-		rdb.SetMaxOpenConns(4)
+		r.SetMaxOpenConns(4)
+		rdb = newStmtCache(r)
 	}
 	return &Store{db: db, rdb: rdb, box: box, dialect: dialect, migrationLockWait: migrationLockWait, now: time.Now}, nil
 }
@@ -181,8 +183,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database.
 func (s *Store) Close() error {
 	err := s.db.Close()
-	if s.rdb != s.db {
-		err = errors.Join(err, s.rdb.Close())
+	if c, ok := s.rdb.(*stmtCache); ok {
+		err = errors.Join(err, c.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("store.Close: %w", err)
@@ -282,6 +284,10 @@ func wrap(errp *error, format string, args ...any) {
 
 // querier is a *sqlx.DB or a *sqlx.Tx.
 type querier = sqlx.ExtContext
+
+// reader is the pool of the acknowledgement path's reads: the *sqlx.DB, or
+// SQLite's reader connections with their prepared statements (stmtCache).
+type reader = querier
 
 // get runs a query returning one row into dest; no row is ErrNotFound.
 func get(ctx context.Context, q querier, dest any, query string, args ...any) error {

@@ -461,7 +461,14 @@ func (c *conversation) open(ctx workflow.Context) error {
 	}
 	c.state.PreviousConversationID = opened.PreviousConversationID
 	c.state.PreviousAgentID = opened.PreviousAgentID
+	// The page and customer are set here rather than by the gateway's
+	// SignalWithStart: this upsert is written anyway, and search
+	// attributes on the start cost Temporal a tenth of the gateway's rate.
+	// Until then the workflow is found by its id and summary. (Replay
+	// matches an upsert by its type only: no version needed.)
 	return workflow.UpsertTypedSearchAttributes(ctx,
+		SearchAttrPageID.ValueSet(c.in.FacebookPageID),
+		SearchAttrPSID.ValueSet(c.in.PSID),
 		SearchAttrConversationID.ValueSet(id),
 		SearchAttrState.ValueSet(c.state.State),
 	)

@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"parley/messenger"
 	"parley/testenv"
@@ -77,7 +78,8 @@ func TestAShortenedAutoCloseReachesOpenConversations(t *testing.T) {
 	if _, err := e.Meta.CustomerSends(t.Context(), itPageID, psid, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "open" })
+	open := itWaitConversation(t, e, psid, 30*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "open" })
+	itFindInTemporalWeb(t, e, psid, open[0].ID, "open")
 	changed := time.Now()
 	e.MustDo(http.StatusOK, http.MethodPatch, "/api/v1/workstreams/"+ws, map[string]any{"auto_close": map[string]string{"open": "2s"}}, nil)
 	l := itWaitConversation(t, e, psid, 15*time.Second, func(l []itConversation) bool { return len(l) == 1 && l[0].State == "closed" })
@@ -219,6 +221,10 @@ func TestASteadyStreamContinuesAsNewAndLosesNoReply(t *testing.T) {
 		}
 	}
 
+	// The last run still carries the search attributes its first set.
+	now := itWaitConversation(t, e, psid, time.Second, func(l []itConversation) bool { return len(l) == 1 })[0]
+	itFindInTemporalWeb(t, e, psid, conv.ID, now.State)
+
 	// Runs: each bounded by the limit.
 	runs, most := itRuns(t, e, id)
 	t.Logf("%d messages without pause and %d replies: %d runs, at most %d signals in one run (limit %d)", messages, replies, runs, most, maxSignals)
@@ -226,6 +232,40 @@ func TestASteadyStreamContinuesAsNewAndLosesNoReply(t *testing.T) {
 	// finish; it must not wait for the stream to pause.
 	if most > 3*maxSignals || runs < messages/(3*maxSignals) {
 		t.Errorf("%d runs, one took %d signals: continue-as-new waited for the stream to pause", runs, most)
+	}
+}
+
+// itFindInTemporalWeb finds the customer's running conversation as ops do
+// in Temporal Web, by the query the README gives, and checks its search
+// attributes.
+func itFindInTemporalWeb(t *testing.T, e *testenv.Env, psid, convID, state string) {
+	t.Helper()
+	query := fmt.Sprintf(`ParleyPageID=%q AND ParleyPSID=%q AND ExecutionStatus="Running"`, itPageID, psid)
+	deadline := time.Now().Add(10 * time.Second) // visibility is eventually consistent
+	for {
+		resp, err := e.Temporal().ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatalf("list %s: %v", query, err)
+		}
+		var got []string
+		for _, ex := range resp.GetExecutions() {
+			f := ex.GetSearchAttributes().GetIndexedFields()
+			var id, st string
+			if err := converter.GetDefaultDataConverter().FromPayload(f["ParleyConversationID"], &id); err != nil {
+				t.Fatal(err)
+			}
+			if err := converter.GetDefaultDataConverter().FromPayload(f["ParleyState"], &st); err != nil {
+				t.Fatal(err)
+			}
+			if ex.GetExecution().GetWorkflowId() == workflows.ConversationWorkflowID(itPageID, psid) && id == convID && st == state {
+				return
+			}
+			got = append(got, fmt.Sprintf("%s: conversation %q, state %q", ex.GetExecution().GetWorkflowId(), id, st))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Temporal Web's query %s finds %v; want conversation %s, state %s", query, got, convID, state)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
