@@ -48,6 +48,9 @@ type RecordTranscriptInput struct {
 	// not Parley, since ThreadOwnerSince (handover protocol).
 	ThreadOwner      string     `json:"thread_owner,omitempty"`
 	ThreadOwnerSince *time.Time `json:"thread_owner_since,omitempty"`
+	// ThreadChanged: the owner changed since the last save; the agent and
+	// the queue's supervisors are told (conversation.thread).
+	ThreadChanged bool `json:"thread_changed,omitempty"`
 	// QueueID is the queue an open conversation waits in (live events).
 	QueueID    string            `json:"queue_id,omitempty"`
 	Entries    []TranscriptEntry `json:"entries,omitempty"`
@@ -135,6 +138,11 @@ func (a *Conversations) OpenConversation(ctx context.Context, in RecordTranscrip
 	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
 		return res, fmt.Errorf("open conversation %s: %w", in.ConversationID, err)
 	}
+	if evs := threadEvents(in); len(evs) > 0 {
+		if err := a.Store.AppendEvents(ctx, evs...); err != nil {
+			return res, fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
+		}
+	}
 	return res, nil
 }
 
@@ -146,6 +154,11 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 	if len(in.Entries) == 0 {
 		if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
 			return fmt.Errorf("update conversation %s: %w", in.ConversationID, err)
+		}
+		if evs := threadEvents(in); len(evs) > 0 {
+			if err := a.Store.AppendEvents(ctx, evs...); err != nil {
+				return fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
+			}
 		}
 	} else {
 		customerFiles, err := a.customerAttachmentsAllowed(ctx, in.PageRef, in.Entries)
@@ -181,7 +194,7 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 		}
 		// One transaction: the conversation, its messages, their files and
 		// the live events, committed together.
-		if _, err := a.Store.RecordMessages(ctx, conversationRow(in), rows, files, messageEvents(in, rows)); err != nil {
+		if _, err := a.Store.RecordMessages(ctx, conversationRow(in), rows, files, append(threadEvents(in), messageEvents(in, rows)...)); err != nil {
 			return fmt.Errorf("record %d messages of conversation %s: %w", len(rows), in.ConversationID, err)
 		}
 	}
@@ -218,10 +231,37 @@ func (a *Conversations) SaveConversation(ctx context.Context, in RecordTranscrip
 		},
 		DedupeKey: fmt.Sprintf("state/%s/%d", in.ConversationID, in.Revision),
 	}
-	if err := a.Store.AppendEvents(ctx, ev); err != nil {
+	if err := a.Store.AppendEvents(ctx, append(threadEvents(in), ev)...); err != nil {
 		return fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
 	}
 	return nil
+}
+
+// ThreadOwnerName names who controls a conversation's Messenger thread, as
+// the REST API and live events show it: "parley", another app's id, or
+// "another app" (Meta did not say which).
+func ThreadOwnerName(owner string) string {
+	if owner == "" {
+		return "parley"
+	}
+	return owner
+}
+
+// threadEvents tell the conversation's agent and its queue's supervisors
+// that the thread changed hands: while another app has it, their replies
+// are refused.
+func threadEvents(in RecordTranscriptInput) []store.NewEvent {
+	if !in.ThreadChanged {
+		return nil
+	}
+	data := map[string]any{"conversation_id": in.ConversationID, "thread_owner": ThreadOwnerName(in.ThreadOwner), "thread_owner_since": nil}
+	if in.ThreadOwnerSince != nil {
+		data["thread_owner_since"] = in.ThreadOwnerSince.UTC()
+	}
+	return []store.NewEvent{{
+		Type: store.EventConversationThread, AgentID: in.AgentID, QueueID: in.QueueID, ConversationID: in.ConversationID,
+		Data: data, DedupeKey: fmt.Sprintf("thread/%s/%d", in.ConversationID, in.Revision),
+	}}
 }
 
 // messageEvents tell an assigned agent of its customer's new messages.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"parley/activities"
 	"parley/apierror"
 	"parley/routing"
 	"parley/store"
@@ -118,16 +119,8 @@ func toConversationJSON(c store.Conversation) conversationJSON {
 		ID: c.ID, Page: c.PageRef, AccountID: c.AccountID, PageID: c.FacebookPageID, PSID: c.PSID, State: c.State,
 		AgentID: c.AgentID, WorkflowID: c.WorkflowID, MessageCount: c.MessageCount, LastCustomerMessageAt: c.LastCustomerMessageAt,
 		PreviousConversationID: c.PreviousConversationID, StartedAt: c.StartedAt, UpdatedAt: c.UpdatedAt, ClosedAt: c.ClosedAt,
-		ClosedReason: c.ClosedReason, ThreadOwner: threadOwnerName(c.ThreadOwner), ThreadOwnerSince: c.ThreadOwnerSince,
+		ClosedReason: c.ClosedReason, ThreadOwner: activities.ThreadOwnerName(c.ThreadOwner), ThreadOwnerSince: c.ThreadOwnerSince,
 	}
-}
-
-// threadOwnerName is owner as the API says it: "parley" for Parley ("").
-func threadOwnerName(owner string) string {
-	if owner == "" {
-		return "parley"
-	}
-	return owner
 }
 
 var conversationStates = []string{workflows.StateOpen, workflows.StateActive, workflows.StateWaiting, workflows.StateWrapUp, workflows.StateClosed}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"parley/activities"
 	"parley/workflows"
 )
 
@@ -59,7 +60,7 @@ func (s *Server) threadControl(c echo.Context, r workflows.ThreadControlRequest)
 	if err := s.update(c, cv, workflows.UpdateThreadControl, r, &res); err != nil {
 		return err
 	}
-	owner := threadOwnerName(res.ThreadOwner)
+	owner := activities.ThreadOwnerName(res.ThreadOwner)
 	s.log.InfoContext(c.Request().Context(), "thread control", "conversation", cv.ID, "take", r.Take, "thread_owner", owner)
 	return c.JSON(http.StatusOK, threadControlJSON{ConversationID: cv.ID, ThreadOwner: owner, Since: res.Since})
 }

@@ -17,6 +17,8 @@ import (
 func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	r := setupReplies(t, testenv.Options{TemporalInMemory: true}, "psid-handover")
 	e := r.e
+	// The agent's live event stream says each time the thread changes hands.
+	events := dialSSE(t, e.URL, r.agent.Key, "", "")
 	e.Meta.OtherAppTakesThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID)
 	var status int
 	var raw string
@@ -66,6 +68,33 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	checkThreadOwner(t, r, fakemeta.PageInboxAppID, "none")
 	if status, _, raw := r.reply(t, "one more"); status != http.StatusConflict {
 		t.Errorf("reply after passing the thread: %d %s, want 409", status, raw)
+	}
+
+	// Once per change: the inbox took it, the agent took it back, passed it.
+	want := []string{fakemeta.PageInboxAppID, "parley", fakemeta.PageInboxAppID}
+	var owners []string
+	for len(owners) < len(want)+1 {
+		m, ok := events.next(3 * time.Second)
+		if !ok {
+			break
+		}
+		if m.Event != "conversation.thread" {
+			continue
+		}
+		ev := decodeEvent(t, m)
+		var d struct {
+			ConversationID   string     `json:"conversation_id"`
+			ThreadOwner      string     `json:"thread_owner"`
+			ThreadOwnerSince *time.Time `json:"thread_owner_since"`
+		}
+		decodeJSON(t, ev.Data, &d)
+		if ev.ConversationID != r.convID || d.ConversationID != r.convID || ev.AgentID != r.agent.ID || (d.ThreadOwner == "parley") != (d.ThreadOwnerSince == nil) {
+			t.Errorf("conversation.thread event %s: want conversation %s, agent %s, and a since unless Parley has the thread", m.Data, r.convID, r.agent.ID)
+		}
+		owners = append(owners, d.ThreadOwner)
+	}
+	if strings.Join(owners, ",") != strings.Join(want, ",") {
+		t.Errorf("the agent's conversation.thread events name %q, want %q", owners, want)
 	}
 }
 

@@ -35,7 +35,10 @@ const (
 	EventConversationQueued  = "conversation.queued"
 	EventConversationState   = "conversation.state"
 	EventConversationMessage = "conversation.message"
-	EventPresenceChanged     = "presence.changed"
+	// EventConversationThread: another app took the Messenger thread, or
+	// Parley has it again (handover protocol).
+	EventConversationThread = "conversation.thread"
+	EventPresenceChanged    = "presence.changed"
 )
 
 // EventsChannel is the PostgreSQL channel appendEvents notifies (at

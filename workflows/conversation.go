@@ -260,6 +260,9 @@ type ConversationState struct {
 	// Parley (handover protocol), since ThreadOwnerSince: nothing is sent.
 	ThreadOwner      string    `json:"thread_owner,omitempty"`
 	ThreadOwnerSince time.Time `json:"thread_owner_since,omitzero"`
+	// ThreadAnnounce: the owner changed and the next save tells the agent
+	// (a conversation.thread live event).
+	ThreadAnnounce bool `json:"thread_announce,omitempty"`
 	// AutoClosed: the conversation auto-closed (the reason) and waits in
 	// wrap-up only for its post-survey.
 	AutoClosed string `json:"auto_closed,omitempty"`
@@ -580,9 +583,18 @@ func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities
 		Revision:               c.state.Revision,
 		ThreadOwner:            c.state.ThreadOwner,
 		ThreadOwnerSince:       c.threadOwnerSince(),
+		ThreadChanged:          c.announceThread(),
 		QueueID:                c.queueID(),
 		Entries:                rows,
 	}
+}
+
+// announceThread says, once per change of the thread's owner, that the
+// save being made announces it.
+func (c *conversation) announceThread() bool {
+	a := c.state.ThreadAnnounce
+	c.state.ThreadAnnounce = false
+	return a
 }
 
 func (c *conversation) threadOwnerSince() *time.Time {

@@ -68,6 +68,7 @@ func (c *conversation) setThreadOwner(owner string, now time.Time, why string) {
 		return
 	}
 	c.state.ThreadOwner, c.state.ThreadOwnerSince = owner, now
+	c.state.ThreadAnnounce = true
 	c.state.RoutingLog = appendLog(c.state.RoutingLog, why)
 }
 

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,17 @@ func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *
 	// Taking control saves the row at once, without waiting for Meta's event.
 	if savesAfter != savesBefore+1 || h.saves[savesAfter-1].ThreadOwner != "" || h.saves[savesAfter-1].ThreadOwnerSince != nil {
 		t.Errorf("saves around take-control: %d before, %d after (last %+v); want one more, with Parley's thread", savesBefore, savesAfter, h.saves[len(h.saves)-1])
+	}
+	// The agent is told of each change once (a conversation.thread event):
+	// the inbox took the thread, the agent took it back.
+	var changes []string
+	for _, r := range append(append([]activities.RecordTranscriptInput(nil), h.records...), h.saves...) {
+		if r.ThreadChanged {
+			changes = append(changes, activities.ThreadOwnerName(r.ThreadOwner))
+		}
+	}
+	if len(changes) != 2 || !slices.Contains(changes, messenger.PageInboxAppID) || !h.saves[savesAfter-1].ThreadChanged {
+		t.Errorf("saves announcing a change of the thread's owner: %q; want two, the inbox's and the take-control's", changes)
 	}
 	h.completed("take")
 	if len(calls) != 1 || !calls[0].Take || calls[0].PSID != "222" {
