@@ -51,6 +51,9 @@ type RecordTranscriptInput struct {
 	// ThreadChanged: the owner changed since the last save; the agent and
 	// the queue's supervisors are told (conversation.thread).
 	ThreadChanged bool `json:"thread_changed,omitempty"`
+	// ThreadRequestedBy is the app that asked Parley for the thread
+	// (request_thread_control), while Parley still has it.
+	ThreadRequestedBy string `json:"thread_requested_by,omitempty"`
 	// QueueID is the queue an open conversation waits in (live events).
 	QueueID    string            `json:"queue_id,omitempty"`
 	Entries    []TranscriptEntry `json:"entries,omitempty"`
@@ -248,15 +251,18 @@ func ThreadOwnerName(owner string) string {
 }
 
 // threadEvents tell the conversation's agent and its queue's supervisors
-// that the thread changed hands: while another app has it, their replies
-// are refused.
+// that the thread changed hands (while another app has it, their replies
+// are refused), or that another app asks for it (requested_by).
 func threadEvents(in RecordTranscriptInput) []store.NewEvent {
 	if !in.ThreadChanged {
 		return nil
 	}
-	data := map[string]any{"conversation_id": in.ConversationID, "thread_owner": ThreadOwnerName(in.ThreadOwner), "thread_owner_since": nil}
+	data := map[string]any{"conversation_id": in.ConversationID, "thread_owner": ThreadOwnerName(in.ThreadOwner), "thread_owner_since": nil, "requested_by": nil}
 	if in.ThreadOwnerSince != nil {
 		data["thread_owner_since"] = in.ThreadOwnerSince.UTC()
+	}
+	if in.ThreadRequestedBy != "" {
+		data["requested_by"] = in.ThreadRequestedBy
 	}
 	return []store.NewEvent{{
 		Type: store.EventConversationThread, AgentID: in.AgentID, QueueID: in.QueueID, ConversationID: in.ConversationID,

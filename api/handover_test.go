@@ -19,6 +19,8 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	e := r.e
 	// The agent's live event stream says each time the thread changes hands.
 	events := dialSSE(t, e.URL, r.agent.Key, "", "")
+	// The inbox asks first (request_thread_control): the thread stays Parley's.
+	e.Meta.OtherAppRequestsThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID, "a customer called the shop")
 	e.Meta.OtherAppTakesThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID)
 	var status int
 	var raw string
@@ -70,8 +72,9 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 		t.Errorf("reply after passing the thread: %d %s, want 409", status, raw)
 	}
 
-	// Once per change: the inbox took it, the agent took it back, passed it.
-	want := []string{fakemeta.PageInboxAppID, "parley", fakemeta.PageInboxAppID}
+	// Once per change: the inbox asked for it, took it, the agent took it
+	// back, passed it.
+	want := []string{"parley (asked by " + fakemeta.PageInboxAppID + ")", fakemeta.PageInboxAppID, "parley", fakemeta.PageInboxAppID}
 	var owners []string
 	for len(owners) < len(want)+1 {
 		m, ok := events.next(3 * time.Second)
@@ -86,10 +89,14 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 			ConversationID   string     `json:"conversation_id"`
 			ThreadOwner      string     `json:"thread_owner"`
 			ThreadOwnerSince *time.Time `json:"thread_owner_since"`
+			RequestedBy      *string    `json:"requested_by"`
 		}
 		decodeJSON(t, ev.Data, &d)
 		if ev.ConversationID != r.convID || d.ConversationID != r.convID || ev.AgentID != r.agent.ID || (d.ThreadOwner == "parley") != (d.ThreadOwnerSince == nil) {
 			t.Errorf("conversation.thread event %s: want conversation %s, agent %s, and a since unless Parley has the thread", m.Data, r.convID, r.agent.ID)
+		}
+		if d.RequestedBy != nil {
+			d.ThreadOwner += " (asked by " + *d.RequestedBy + ")"
 		}
 		owners = append(owners, d.ThreadOwner)
 	}

@@ -149,6 +149,34 @@ func (s *Server) OtherAppTakesThread(ctx context.Context, pageID, psid, appID st
 	}
 }
 
+// OtherAppRequestsThread models another app of the page asking for the
+// thread: the app that controls it (every other app before any handover)
+// gets request_thread_control with requested_owner_app_id; the thread
+// does not move.
+func (s *Server) OtherAppRequestsThread(ctx context.Context, pageID, psid, appID, metadata string) {
+	s.mu.Lock()
+	u := s.userLocked(s.mustPageLocked("OtherAppRequestsThread", pageID).id, psid)
+	owners := []string{u.owner}
+	if u.owner == "" {
+		owners = sortedKeys(s.pages[pageID].apps)
+	}
+	s.mu.Unlock()
+	ev := mustJSON(orderedObject{
+		{"sender", orderedObject{{"id", psid}}},
+		{"recipient", orderedObject{{"id", pageID}}},
+		{"timestamp", s.now().UnixMilli()},
+		{"request_thread_control", orderedObject{{"requested_owner_app_id", appID}, {"metadata", metadata}}},
+	})
+	for _, o := range owners {
+		if o == appID {
+			continue
+		}
+		if err := s.deliverToApp(ctx, pageID, o, ev); err != nil {
+			s.log.Info("handover event not delivered", "app_id", o, "page_id", pageID, "err", err)
+		}
+	}
+}
+
 // OtherAppPassesThread models the app controlling the thread passing it to
 // toAppID, which gets pass_thread_control.
 func (s *Server) OtherAppPassesThread(ctx context.Context, pageID, psid, toAppID string) {
@@ -185,15 +213,16 @@ func (s *Server) ownerLocked(pageID string, ev json.RawMessage) string {
 	return u.owner
 }
 
-// ctlThread: another app of the page takes the thread ("take") or passes
-// it to to_app_id ("pass").
+// ctlThread: another app of the page takes the thread ("take"), passes
+// it to to_app_id ("pass"), or asks for it ("request", with metadata).
 func (s *Server) ctlThread(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		PageID  string `json:"page_id"`
-		PSID    string `json:"psid"`
-		Action  string `json:"action"`
-		AppID   string `json:"app_id"`
-		ToAppID string `json:"to_app_id"`
+		PageID   string `json:"page_id"`
+		PSID     string `json:"psid"`
+		Action   string `json:"action"`
+		AppID    string `json:"app_id"`
+		ToAppID  string `json:"to_app_id"`
+		Metadata string `json:"metadata"`
 	}
 	if !ctlDecode(w, r, &in) || !ctlRequire(w, "page_id", in.PageID, "psid", in.PSID, "action", in.Action) {
 		return
@@ -213,8 +242,13 @@ func (s *Server) ctlThread(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.OtherAppPassesThread(r.Context(), in.PageID, in.PSID, in.ToAppID)
+	case "request":
+		if in.AppID == "" {
+			in.AppID = PageInboxAppID
+		}
+		s.OtherAppRequestsThread(r.Context(), in.PageID, in.PSID, in.AppID, in.Metadata)
 	default:
-		ctlError(w, http.StatusBadRequest, `action must be "take" or "pass"`)
+		ctlError(w, http.StatusBadRequest, `action must be "take", "pass" or "request"`)
 		return
 	}
 	ctlOK(w)

@@ -26,6 +26,15 @@ func TestHandoverMovesTheThreadAndItsEvents(t *testing.T) {
 		}
 		return env.Entry[0]
 	}
+	// The inbox asks first (the simulated Messenger's control endpoint):
+	// the app that has the thread hears it, and keeps it.
+	if st, out := ctl(t, e.graph.URL, "POST", "/_fake/thread", map[string]string{"page_id": testPage, "psid": testPSID, "action": "request", "metadata": "a call"}); st != http.StatusOK {
+		t.Fatalf("request the thread: %d %v", st, out)
+	}
+	req, _ := last()["messaging"].([]any)[0].(map[string]any)["request_thread_control"].(map[string]any)
+	if req["requested_owner_app_id"] != PageInboxAppID || req["metadata"] != "a call" || e.fake.ThreadOwner(testPage, testPSID) != "" {
+		t.Fatalf("after the inbox asked: %v, owner %q; want request_thread_control, the thread unmoved", req, e.fake.ThreadOwner(testPage, testPSID))
+	}
 	e.fake.OtherAppTakesThread(ctx, testPage, testPSID, PageInboxAppID)
 	ev := last()["messaging"].([]any)[0].(map[string]any)
 	take, ok := ev["take_thread_control"].(map[string]any)

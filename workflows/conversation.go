@@ -263,6 +263,9 @@ type ConversationState struct {
 	// ThreadAnnounce: the owner changed and the next save tells the agent
 	// (a conversation.thread live event).
 	ThreadAnnounce bool `json:"thread_announce,omitempty"`
+	// ThreadRequestedBy is the app that asked Parley for the thread
+	// (request_thread_control), until the thread changes hands.
+	ThreadRequestedBy string `json:"thread_requested_by,omitempty"`
 	// AutoClosed: the conversation auto-closed (the reason) and waits in
 	// wrap-up only for its post-survey.
 	AutoClosed string `json:"auto_closed,omitempty"`
@@ -565,6 +568,9 @@ func (c *conversation) entry(e messenger.Event) activities.TranscriptEntry {
 
 func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities.RecordTranscriptInput {
 	c.state.Revision++
+	// A change of the thread's owner (or a request for it) is announced
+	// by the first save after it, once.
+	defer func() { c.state.ThreadAnnounce = false }()
 	return activities.RecordTranscriptInput{
 		ConversationID:         c.state.ConversationID,
 		PageRef:                c.in.PageRef,
@@ -583,18 +589,11 @@ func (c *conversation) recordInput(rows []activities.TranscriptEntry) activities
 		Revision:               c.state.Revision,
 		ThreadOwner:            c.state.ThreadOwner,
 		ThreadOwnerSince:       c.threadOwnerSince(),
-		ThreadChanged:          c.announceThread(),
+		ThreadChanged:          c.state.ThreadAnnounce,
+		ThreadRequestedBy:      c.state.ThreadRequestedBy,
 		QueueID:                c.queueID(),
 		Entries:                rows,
 	}
-}
-
-// announceThread says, once per change of the thread's owner, that the
-// save being made announces it.
-func (c *conversation) announceThread() bool {
-	a := c.state.ThreadAnnounce
-	c.state.ThreadAnnounce = false
-	return a
 }
 
 func (c *conversation) threadOwnerSince() *time.Time {

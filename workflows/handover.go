@@ -54,6 +54,12 @@ func (c *conversation) trackThread(ctx workflow.Context, events []messenger.Even
 				c.setThreadOwner(owner, now, appName(owner)+" took the thread")
 			case messenger.HandoverRequest:
 				c.state.RoutingLog = appendLog(c.state.RoutingLog, appName(h.RequestedOwnerAppID)+" asks for the thread")
+				// The agent decides: pass it, or keep it.
+				c.state.ThreadRequestedBy = h.RequestedOwnerAppID
+				if c.state.ThreadRequestedBy == "" {
+					c.state.ThreadRequestedBy = anotherApp
+				}
+				c.state.ThreadAnnounce = true
 			}
 		case e.Standby && e.Inbound() && c.state.ThreadOwner == "":
 			c.setThreadOwner(anotherApp, now, "the customer's messages arrive as standby: another app has the thread")
@@ -68,6 +74,7 @@ func (c *conversation) setThreadOwner(owner string, now time.Time, why string) {
 		return
 	}
 	c.state.ThreadOwner, c.state.ThreadOwnerSince = owner, now
+	c.state.ThreadRequestedBy = ""
 	c.state.ThreadAnnounce = true
 	c.state.RoutingLog = appendLog(c.state.RoutingLog, why)
 }

@@ -103,6 +103,36 @@ func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *
 	}
 }
 
+// Another app asking for the thread (request_thread_control) leaves it
+// with Parley and tells the agent who asks, once; the request ends when
+// the thread changes hands.
+func TestAnotherAppAskingForTheThreadIsAnnounced(t *testing.T) {
+	h := newHarness(t)
+	h.customer(0, "m1", "hello")
+	h.assignAt(time.Minute)
+	h.events(2*time.Minute, messenger.Event{Kind: messenger.KindHandover, PageID: "111", PSID: "222", Timestamp: h.start.Add(2 * time.Minute).UnixMilli(),
+		Handover: &messenger.Handover{Action: messenger.HandoverRequest, RequestedOwnerAppID: messenger.PageInboxAppID}})
+	h.customer(3*time.Minute, "m2", "still there?")
+	h.handover(4*time.Minute, messenger.HandoverTake, messenger.PageInboxAppID, "999")
+	var during workflows.ConversationState
+	h.at(150*time.Second, func() { during = h.state() })
+	h.run(5 * time.Minute)
+
+	if during.ThreadOwner != "" || during.ThreadRequestedBy != messenger.PageInboxAppID {
+		t.Errorf("after the request: owner %q, requested by %q; want Parley's, asked by the Page Inbox", during.ThreadOwner, during.ThreadRequestedBy)
+	}
+	var announced []string
+	for _, r := range append(append([]activities.RecordTranscriptInput(nil), h.records...), h.saves...) {
+		if r.ThreadChanged {
+			announced = append(announced, activities.ThreadOwnerName(r.ThreadOwner)+"/"+r.ThreadRequestedBy)
+		}
+	}
+	slices.Sort(announced)
+	if want := []string{messenger.PageInboxAppID + "/", "parley/" + messenger.PageInboxAppID}; !slices.Equal(announced, want) {
+		t.Errorf("saves announcing the thread: %q, want %q (the request once, then the take, which ends it)", announced, want)
+	}
+}
+
 // A customer who only talks to another app (standby) opens no conversation.
 func TestStandbyMessagesOpenNoConversation(t *testing.T) {
 	h := newHarness(t)
