@@ -714,9 +714,22 @@ func (w *openWorker) liveHeapAfterNextGC(limit time.Duration) (int64, error) {
 // openTemporalRSS is the resident memory of the Temporal dev server (a child
 // of this process), to tell whether a larger run fits the machine.
 func openTemporalRSS() string {
-	dirs, err := filepath.Glob("/proc/[0-9]*")
+	pid, err := openTemporalPID()
 	if err != nil {
 		return err.Error()
+	}
+	rss, _, err := openMemoryOf(pid)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("RSS %d MB", openMB(rss))
+}
+
+// openTemporalPID finds the dev server this process started.
+func openTemporalPID() (int, error) {
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return 0, err
 	}
 	for _, dir := range dirs {
 		data, err := os.ReadFile(filepath.Join(dir, "stat"))
@@ -732,17 +745,11 @@ func openTemporalRSS() string {
 		if len(fields) < 2 || s[open+1:end] != "temporal" || fields[1] != strconv.Itoa(os.Getpid()) {
 			continue
 		}
-		pid, err := strconv.Atoi(filepath.Base(dir))
-		if err != nil {
-			continue
+		if pid, err := strconv.Atoi(filepath.Base(dir)); err == nil {
+			return pid, nil
 		}
-		rss, _, err := openMemoryOf(pid)
-		if err != nil {
-			return err.Error()
-		}
-		return fmt.Sprintf("RSS %d MB", openMB(rss))
 	}
-	return "not found"
+	return 0, errors.New("the Temporal dev server's process: not found")
 }
 
 // openWorker is a `parley worker` whose output goes to a file.
@@ -845,11 +852,14 @@ func openMemoryOf(pid int) (rss, peak int64, err error) {
 
 // cpuTicks is the worker's CPU time so far, in clock ticks (/proc/<pid>/stat:
 // utime and stime, the 14th and 15th fields).
-func (w *openWorker) cpuTicks() (int64, error) {
-	path := fmt.Sprintf("/proc/%d/stat", w.cmd.Process.Pid)
+func (w *openWorker) cpuTicks() (int64, error) { return openCPUTicks(w.cmd.Process.Pid) }
+
+// openCPUTicks is a process's CPU time (user and system), in clock ticks.
+func openCPUTicks(pid int) (int64, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("worker CPU time: %w", err)
+		return 0, fmt.Errorf("CPU time of process %d: %w", pid, err)
 	}
 	// The command name, in parentheses, may hold spaces: count after it.
 	s := string(data)
@@ -868,23 +878,38 @@ func (w *openWorker) cpuTicks() (int64, error) {
 	return sum, nil
 }
 
-// settle waits (at most limit) until the worker uses less than a tenth of a
-// core over a second.
+// settle waits (at most limit) until the worker and the dev server each use
+// less than a tenth of a core over a second.
 func (w *openWorker) settle(limit time.Duration) error {
-	prev, err := w.cpuTicks()
+	// The dev server too: after the opening, it still works through what
+	// the conversations left it (visibility, timers) for a while, and
+	// probes sent meanwhile would time that, not a message at rest.
+	server, err := openTemporalPID()
+	if err != nil {
+		return err
+	}
+	ticks := func() (worker, temporal int64, err error) {
+		if worker, err = w.cpuTicks(); err != nil {
+			return 0, 0, err
+		}
+		temporal, err = openCPUTicks(server)
+		return worker, temporal, err
+	}
+	prevW, prevT, err := ticks()
 	if err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
 		time.Sleep(time.Second)
-		n, err := w.cpuTicks()
+		nW, nT, err := ticks()
 		if err != nil {
 			return err
 		}
-		if n-prev < 10 { // clock ticks are 1/100 s on Linux
+		// Clock ticks are 1/100 s on Linux: under 10 % of a core each.
+		if nW-prevW < 10 && nT-prevT < 10 {
 			return nil
 		}
-		prev = n
+		prevW, prevT = nW, nT
 	}
 	return nil // still busy: the figures are taken anyway
 }
