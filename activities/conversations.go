@@ -141,12 +141,7 @@ func (a *Conversations) OpenConversation(ctx context.Context, in RecordTranscrip
 	if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
 		return res, fmt.Errorf("open conversation %s: %w", in.ConversationID, err)
 	}
-	if evs := threadEvents(in); len(evs) > 0 {
-		if err := a.Store.AppendEvents(ctx, evs...); err != nil {
-			return res, fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
-		}
-	}
-	return res, nil
+	return res, a.announceThread(ctx, in)
 }
 
 // RecordTranscript stores new transcript entries (Meta's retries are skipped
@@ -158,10 +153,8 @@ func (a *Conversations) RecordTranscript(ctx context.Context, in RecordTranscrip
 		if err := a.Store.UpsertConversation(ctx, conversationRow(in)); err != nil {
 			return fmt.Errorf("update conversation %s: %w", in.ConversationID, err)
 		}
-		if evs := threadEvents(in); len(evs) > 0 {
-			if err := a.Store.AppendEvents(ctx, evs...); err != nil {
-				return fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
-			}
+		if err := a.announceThread(ctx, in); err != nil {
+			return err
 		}
 	} else {
 		customerFiles, err := a.customerAttachmentsAllowed(ctx, in.PageRef, in.Entries)
@@ -268,6 +261,19 @@ func threadEvents(in RecordTranscriptInput) []store.NewEvent {
 		Type: store.EventConversationThread, AgentID: in.AgentID, QueueID: in.QueueID, ConversationID: in.ConversationID,
 		Data: data, DedupeKey: fmt.Sprintf("thread/%s/%d", in.ConversationID, in.Revision),
 	}}
+}
+
+// announceThread appends the thread's live event, if the save announces a
+// change, where no other write of the save carries it.
+func (a *Conversations) announceThread(ctx context.Context, in RecordTranscriptInput) error {
+	evs := threadEvents(in)
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := a.Store.AppendEvents(ctx, evs...); err != nil {
+		return fmt.Errorf("live event of conversation %s: %w", in.ConversationID, err)
+	}
+	return nil
 }
 
 // messageEvents tell an assigned agent of its customer's new messages.

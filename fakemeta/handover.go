@@ -74,14 +74,8 @@ func (s *Server) announceHandover(ctx context.Context, pageID, psid, from, to, m
 	if from == to {
 		return
 	}
-	ms := s.now().UnixMilli()
 	ev := func(field string, body orderedObject) json.RawMessage {
-		return mustJSON(orderedObject{
-			{"sender", orderedObject{{"id", psid}}},
-			{"recipient", orderedObject{{"id", pageID}}},
-			{"timestamp", ms},
-			{field, body},
-		})
+		return s.handoverEvent(pageID, psid, field, body)
 	}
 	pass := ev("pass_thread_control", orderedObject{{"new_owner_app_id", to}, {"previous_owner_app_id", from}, {"metadata", metadata}})
 	take := ev("take_thread_control", orderedObject{{"previous_owner_app_id", from}, {"new_owner_app_id", to}, {"metadata", metadata}})
@@ -93,6 +87,16 @@ func (s *Server) announceHandover(ctx context.Context, pageID, psid, from, to, m
 			s.log.Info("handover event not delivered", "app_id", d.app, "page_id", pageID, "err", err)
 		}
 	}
+}
+
+// handoverEvent is a messaging_handovers event of the thread with psid, now.
+func (s *Server) handoverEvent(pageID, psid, field string, body orderedObject) json.RawMessage {
+	return mustJSON(orderedObject{
+		{"sender", orderedObject{{"id", psid}}},
+		{"recipient", orderedObject{{"id", pageID}}},
+		{"timestamp", s.now().UnixMilli()},
+		{field, body},
+	})
 }
 
 // deliverToApp delivers one messaging_handovers event to one app of the
@@ -161,12 +165,7 @@ func (s *Server) OtherAppRequestsThread(ctx context.Context, pageID, psid, appID
 		owners = sortedKeys(s.pages[pageID].apps)
 	}
 	s.mu.Unlock()
-	ev := mustJSON(orderedObject{
-		{"sender", orderedObject{{"id", psid}}},
-		{"recipient", orderedObject{{"id", pageID}}},
-		{"timestamp", s.now().UnixMilli()},
-		{"request_thread_control", orderedObject{{"requested_owner_app_id", appID}, {"metadata", metadata}}},
-	})
+	ev := s.handoverEvent(pageID, psid, "request_thread_control", orderedObject{{"requested_owner_app_id", appID}, {"metadata", metadata}})
 	for _, o := range owners {
 		if o == appID {
 			continue

@@ -61,8 +61,9 @@ type Store struct {
 	// keys, data keys, callback pages). On an SQLite file it has
 	// connections of its own: in WAL mode they read while the single
 	// writer connection is busy with the worker's writes, instead of
-	// queueing behind them. Elsewhere it is db.
-	rdb     reader
+	// queueing behind them, with their statements prepared (stmtCache).
+	// Elsewhere it is db.
+	rdb     querier
 	box     *secrets.Box
 	dialect string
 	// migrationLockWait bounds how long Migrate waits for another
@@ -97,7 +98,7 @@ func Open(ctx context.Context, url string, box *secrets.Box) (_ *Store, err erro
 	if err := ping(ctx, db, dialect); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	var rdb reader = db
+	var rdb querier = db
 	if dialect == DialectSQLite && !strings.Contains(dsn, ":memory:") && !strings.Contains(dsn, "mode=memory") {
 		// Opened after the writer switched the file to WAL; query_only
 		// keeps these connections from ever taking the write lock.
@@ -284,10 +285,6 @@ func wrap(errp *error, format string, args ...any) {
 
 // querier is a *sqlx.DB or a *sqlx.Tx.
 type querier = sqlx.ExtContext
-
-// reader is the pool of the acknowledgement path's reads: the *sqlx.DB, or
-// SQLite's reader connections with their prepared statements (stmtCache).
-type reader = querier
 
 // get runs a query returning one row into dest; no row is ErrNotFound.
 func get(ctx context.Context, q querier, dest any, query string, args ...any) error {
