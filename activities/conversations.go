@@ -332,6 +332,7 @@ func conversationRow(in RecordTranscriptInput) store.Conversation {
 		Revision:               in.Revision,
 		ThreadOwner:            in.ThreadOwner,
 		ThreadOwnerSince:       in.ThreadOwnerSince,
+		ThreadRequestedBy:      in.ThreadRequestedBy,
 	}
 }
 

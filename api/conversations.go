@@ -41,6 +41,9 @@ type conversationJSON struct {
 	// ThreadOwnerSince (absent while Parley has it).
 	ThreadOwner      string     `json:"thread_owner"`
 	ThreadOwnerSince *time.Time `json:"thread_owner_since,omitempty"`
+	// ThreadRequestedBy is the app that asked Parley for the thread
+	// (request_thread_control) and has no answer yet.
+	ThreadRequestedBy string `json:"thread_requested_by,omitempty"`
 	// ReplyMode says what an agent may send now (single conversation only).
 	ReplyMode *replyModeJSON `json:"reply_mode,omitempty"`
 	// Queue is where it waits, while it does (single conversation only).
@@ -120,6 +123,7 @@ func toConversationJSON(c store.Conversation) conversationJSON {
 		AgentID: c.AgentID, WorkflowID: c.WorkflowID, MessageCount: c.MessageCount, LastCustomerMessageAt: c.LastCustomerMessageAt,
 		PreviousConversationID: c.PreviousConversationID, StartedAt: c.StartedAt, UpdatedAt: c.UpdatedAt, ClosedAt: c.ClosedAt,
 		ClosedReason: c.ClosedReason, ThreadOwner: activities.ThreadOwnerName(c.ThreadOwner), ThreadOwnerSince: c.ThreadOwnerSince,
+		ThreadRequestedBy: c.ThreadRequestedBy,
 	}
 }
 

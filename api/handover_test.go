@@ -21,6 +21,18 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	events := dialSSE(t, e.URL, r.agent.Key, "", "")
 	// The inbox asks first (request_thread_control): the thread stays Parley's.
 	e.Meta.OtherAppRequestsThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID, "a customer called the shop")
+	// An agent who opens the conversation after the live event sees the
+	// request too.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		s := threadOf(t, r)
+		if s.ThreadRequestedBy == fakemeta.PageInboxAppID && s.matches("parley", "response") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET conversation after the inbox asked for the thread: %+v, want Parley's, asked by the inbox", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	e.Meta.OtherAppTakesThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID)
 	var status int
 	var raw string
@@ -37,6 +49,9 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	// The agent sees it before writing: the conversation says who has the
 	// thread, and that nothing may be sent.
 	waitForThreadOwner(t, r, fakemeta.PageInboxAppID, "none")
+	if s := threadOf(t, r); s.ThreadRequestedBy != "" {
+		t.Errorf("GET conversation once the inbox took the thread: requested by %q, want no pending request", s.ThreadRequestedBy)
+	}
 	if _, err := e.Meta.CustomerSends(t.Context(), pageID, "psid-handover", "Talking to the page's people"); err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +121,10 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 }
 
 type threadShown struct {
-	ThreadOwner      string     `json:"thread_owner"`
-	ThreadOwnerSince *time.Time `json:"thread_owner_since"`
-	ReplyMode        struct {
+	ThreadOwner       string     `json:"thread_owner"`
+	ThreadOwnerSince  *time.Time `json:"thread_owner_since"`
+	ThreadRequestedBy string     `json:"thread_requested_by"`
+	ReplyMode         struct {
 		Mode   string `json:"mode"`
 		Reason string `json:"reason"`
 	} `json:"reply_mode"`

@@ -35,6 +35,9 @@ type Conversation struct {
 	// when it is not Parley ("" while Parley has it), since ThreadOwnerSince.
 	ThreadOwner      string
 	ThreadOwnerSince *time.Time
+	// ThreadRequestedBy is the app that asked Parley for the thread and
+	// has no answer yet ("" when none).
+	ThreadRequestedBy string
 }
 
 // ConversationFilter selects conversations; empty fields match everything.
@@ -72,11 +75,12 @@ type conversationRow struct {
 	Revision               int64        `db:"revision"`
 	ThreadOwner            string       `db:"thread_owner"`
 	ThreadOwnerSince       sql.NullTime `db:"thread_owner_since"`
+	ThreadRequestedBy      string       `db:"thread_requested_by"`
 }
 
 const conversationColumns = `id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
 	previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason, started_at, updated_at,
-	revision, thread_owner, thread_owner_since`
+	revision, thread_owner, thread_owner_since, thread_requested_by`
 
 func (r conversationRow) conversation() Conversation {
 	return Conversation{
@@ -98,12 +102,13 @@ func (r conversationRow) conversation() Conversation {
 		Revision:               r.Revision,
 		ThreadOwner:            r.ThreadOwner,
 		ThreadOwnerSince:       timePtr(r.ThreadOwnerSince),
+		ThreadRequestedBy:      r.ThreadRequestedBy,
 	}
 }
 
 // UpsertConversation inserts a conversation or, when its id exists, updates
 // its state, agent, message count, last customer message, closing time and
-// reason, thread owner, and updated_at. Activities retry, so this is
+// reason, thread owner and pending request for the thread, and updated_at. Activities retry, so this is
 // idempotent; and an update older (by UpdatedAt) than the stored row is
 // ignored, so that a late retry of an earlier activity cannot roll the
 // conversation back.
@@ -128,8 +133,8 @@ func (s *Store) upsertConversation(ctx context.Context, q querier, c Conversatio
 	_, err := exec(ctx, q, `
 		INSERT INTO conversations (id, page_ref, account_id, facebook_page_id, psid, workflow_id, state, agent_id,
 			previous_conversation_id, message_count, last_customer_message_at, closed_at, closed_reason,
-			started_at, updated_at, revision, thread_owner, thread_owner_since)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			started_at, updated_at, revision, thread_owner, thread_owner_since, thread_requested_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			state = excluded.state,
 			agent_id = excluded.agent_id,
@@ -140,12 +145,14 @@ func (s *Store) upsertConversation(ctx context.Context, q querier, c Conversatio
 			updated_at = excluded.updated_at,
 			revision = excluded.revision,
 			thread_owner = excluded.thread_owner,
-			thread_owner_since = excluded.thread_owner_since
+			thread_owner_since = excluded.thread_owner_since,
+			thread_requested_by = excluded.thread_requested_by
 		WHERE (excluded.revision > 0 AND conversations.revision <= excluded.revision)
 			OR (excluded.revision = 0 AND conversations.revision = 0 AND conversations.updated_at <= excluded.updated_at)`,
 		c.ID, c.PageRef, c.AccountID, c.FacebookPageID, c.PSID, c.WorkflowID, c.State, c.AgentID,
 		c.PreviousConversationID, c.MessageCount, s.nullTimestamp(c.LastCustomerMessageAt), s.nullTimestamp(c.ClosedAt),
-		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt), c.Revision, c.ThreadOwner, s.nullTimestamp(c.ThreadOwnerSince))
+		c.ClosedReason, s.timestamp(c.StartedAt), s.timestamp(c.UpdatedAt), c.Revision, c.ThreadOwner, s.nullTimestamp(c.ThreadOwnerSince),
+		c.ThreadRequestedBy)
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("page %s or account %s: %w", c.PageRef, c.AccountID, ErrNotFound)
 	}

@@ -271,7 +271,7 @@ func TestConversationSavesFollowTheWorkflowsRevision(t *testing.T) {
 }
 
 // The thread's owner is saved with the conversation, and cleared when
-// Parley has the thread again.
+// Parley has the thread again; so is a pending request for the thread.
 func TestConversationKeepsWhoControlsTheThread(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
@@ -290,12 +290,21 @@ func TestConversationKeepsWhoControlsTheThread(t *testing.T) {
 		if got.ThreadOwner != "263902037430900" || got.ThreadOwnerSince == nil || !got.ThreadOwnerSince.Equal(since) {
 			t.Errorf("thread owner %q since %v, want the Page Inbox since %v", got.ThreadOwner, got.ThreadOwnerSince, since)
 		}
-		c.ThreadOwner, c.ThreadOwnerSince, c.Revision = "", nil, 2
+		c.ThreadOwner, c.ThreadOwnerSince, c.ThreadRequestedBy, c.Revision = "", nil, "263902037430900", 2
 		if err := s.UpsertConversation(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := s.GetConversation(ctx, "c-thread"); got.ThreadOwner != "" || got.ThreadOwnerSince != nil {
-			t.Errorf("after Parley took the thread back: owner %q since %v, want none", got.ThreadOwner, got.ThreadOwnerSince)
+		if got, _ := s.GetConversation(ctx, "c-thread"); got.ThreadOwner != "" || got.ThreadOwnerSince != nil || got.ThreadRequestedBy != "263902037430900" {
+			t.Errorf("after Parley took the thread back and the inbox asked for it: owner %q since %v, requested by %q; want no owner, asked by the inbox",
+				got.ThreadOwner, got.ThreadOwnerSince, got.ThreadRequestedBy)
+		}
+		// The agent answers (the thread changes hands): no request pending.
+		c.ThreadOwner, c.ThreadOwnerSince, c.ThreadRequestedBy, c.Revision = "263902037430900", &since, "", 3
+		if err := s.UpsertConversation(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetConversation(ctx, "c-thread"); got.ThreadRequestedBy != "" {
+			t.Errorf("after the thread changed hands: requested by %q, want none", got.ThreadRequestedBy)
 		}
 	})
 }
