@@ -108,10 +108,10 @@ func (r conversationRow) conversation() Conversation {
 
 // UpsertConversation inserts a conversation or, when its id exists, updates
 // its state, agent, message count, last customer message, closing time and
-// reason, thread owner and pending request for the thread, and updated_at. Activities retry, so this is
-// idempotent; and an update older (by UpdatedAt) than the stored row is
-// ignored, so that a late retry of an earlier activity cannot roll the
-// conversation back.
+// reason, thread owner and pending request for the thread, and updated_at.
+// Activities retry, so this is idempotent; and an update older (by
+// UpdatedAt) than the stored row is ignored, so that a late retry of an
+// earlier activity cannot roll the conversation back.
 // A zero StartedAt or UpdatedAt means now.
 func (s *Store) UpsertConversation(ctx context.Context, c Conversation) (err error) {
 	defer wrap(&err, "store.UpsertConversation(%q)", c.ID)
