@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,16 +24,9 @@ func TestTheAgentTakesTheThreadBackFromThePageInbox(t *testing.T) {
 	e.Meta.OtherAppRequestsThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID, "a customer called the shop")
 	// An agent who opens the conversation after the live event sees the
 	// request too.
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		s := threadOf(t, r)
-		if s.ThreadRequestedBy == fakemeta.PageInboxAppID && s.matches("parley", "response") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET conversation after the inbox asked for the thread: %+v, want Parley's, asked by the inbox", s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitForThread(t, r, "Parley's, asked by the inbox", func(s threadShown) bool {
+		return s.ThreadRequestedBy == fakemeta.PageInboxAppID && s.matches("parley", "response")
+	})
 	e.Meta.OtherAppTakesThread(t.Context(), pageID, "psid-handover", fakemeta.PageInboxAppID)
 	var status int
 	var raw string
@@ -167,14 +161,23 @@ func checkThreadOwner(t *testing.T, r replySetup, owner, mode string) {
 // records a moment later.
 func waitForThreadOwner(t *testing.T, r replySetup, owner, mode string) {
 	t.Helper()
+	waitForThread(t, r, fmt.Sprintf("owner %q and reply mode %q with the reason", owner, mode), func(s threadShown) bool {
+		return s.matches(owner, mode)
+	})
+}
+
+// waitForThread waits until GET /conversations/{id} shows the thread as
+// ok wants (want says it in words).
+func waitForThread(t *testing.T, r replySetup, want string, ok func(threadShown) bool) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		s := threadOf(t, r)
-		if s.matches(owner, mode) {
+		if ok(s) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET conversation: thread %+v, want owner %q and reply mode %q with the reason", s, owner, mode)
+			t.Fatalf("GET conversation: thread %+v, want %s", s, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

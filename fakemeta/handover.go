@@ -137,20 +137,23 @@ func (s *Server) ThreadOwner(pageID, psid string) string {
 func (s *Server) OtherAppTakesThread(ctx context.Context, pageID, psid, appID string) {
 	s.mu.Lock()
 	u := s.userLocked(s.mustPageLocked("OtherAppTakesThread", pageID).id, psid)
-	prev := u.owner
+	losers := s.controllersLocked(pageID, u.owner)
 	u.owner = appID
-	var losers []string
-	if prev == "" {
-		losers = sortedKeys(s.pages[pageID].apps)
-	} else {
-		losers = []string{prev}
-	}
 	s.mu.Unlock()
 	for _, l := range losers {
 		if l != appID {
 			s.announceHandover(ctx, pageID, psid, l, appID, "")
 		}
 	}
+}
+
+// controllersLocked are the apps that control a thread whose owner is
+// owner: every app of the page before any handover ("").
+func (s *Server) controllersLocked(pageID, owner string) []string {
+	if owner == "" {
+		return sortedKeys(s.pages[pageID].apps)
+	}
+	return []string{owner}
 }
 
 // OtherAppRequestsThread models another app of the page asking for the
@@ -160,10 +163,7 @@ func (s *Server) OtherAppTakesThread(ctx context.Context, pageID, psid, appID st
 func (s *Server) OtherAppRequestsThread(ctx context.Context, pageID, psid, appID, metadata string) {
 	s.mu.Lock()
 	u := s.userLocked(s.mustPageLocked("OtherAppRequestsThread", pageID).id, psid)
-	owners := []string{u.owner}
-	if u.owner == "" {
-		owners = sortedKeys(s.pages[pageID].apps)
-	}
+	owners := s.controllersLocked(pageID, u.owner)
 	s.mu.Unlock()
 	ev := s.handoverEvent(pageID, psid, "request_thread_control", orderedObject{{"requested_owner_app_id", appID}, {"metadata", metadata}})
 	for _, o := range owners {

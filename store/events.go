@@ -35,8 +35,9 @@ const (
 	EventConversationQueued  = "conversation.queued"
 	EventConversationState   = "conversation.state"
 	EventConversationMessage = "conversation.message"
-	// EventConversationThread: another app took the Messenger thread, or
-	// Parley has it again (handover protocol).
+	// EventConversationThread: another app took the Messenger thread,
+	// Parley has it again, or another app asks Parley for it (handover
+	// protocol).
 	EventConversationThread = "conversation.thread"
 	EventPresenceChanged    = "presence.changed"
 )

@@ -86,10 +86,8 @@ func TestAnotherAppControllingTheThreadStopsRepliesUntilTheAgentTakesControl(t *
 	// The agent is told of each change once (a conversation.thread event):
 	// the inbox took the thread, the agent took it back.
 	var changes []string
-	for _, r := range append(append([]activities.RecordTranscriptInput(nil), h.records...), h.saves...) {
-		if r.ThreadChanged {
-			changes = append(changes, activities.ThreadOwnerName(r.ThreadOwner))
-		}
+	for _, r := range threadAnnouncements(h) {
+		changes = append(changes, activities.ThreadOwnerName(r.ThreadOwner))
 	}
 	if len(changes) != 2 || !slices.Contains(changes, messenger.PageInboxAppID) || !h.saves[savesAfter-1].ThreadChanged {
 		t.Errorf("saves announcing a change of the thread's owner: %q; want two, the inbox's and the take-control's", changes)
@@ -122,15 +120,25 @@ func TestAnotherAppAskingForTheThreadIsAnnounced(t *testing.T) {
 		t.Errorf("after the request: owner %q, requested by %q; want Parley's, asked by the Page Inbox", during.ThreadOwner, during.ThreadRequestedBy)
 	}
 	var announced []string
-	for _, r := range append(append([]activities.RecordTranscriptInput(nil), h.records...), h.saves...) {
-		if r.ThreadChanged {
-			announced = append(announced, activities.ThreadOwnerName(r.ThreadOwner)+"/"+r.ThreadRequestedBy)
-		}
+	for _, r := range threadAnnouncements(h) {
+		announced = append(announced, activities.ThreadOwnerName(r.ThreadOwner)+"/"+r.ThreadRequestedBy)
 	}
 	slices.Sort(announced)
 	if want := []string{messenger.PageInboxAppID + "/", "parley/" + messenger.PageInboxAppID}; !slices.Equal(announced, want) {
 		t.Errorf("saves announcing the thread: %q, want %q (the request once, then the take, which ends it)", announced, want)
 	}
+}
+
+// threadAnnouncements are the records and saves that tell the agent of
+// the thread (a conversation.thread live event each).
+func threadAnnouncements(h *harness) []activities.RecordTranscriptInput {
+	var out []activities.RecordTranscriptInput
+	for _, r := range slices.Concat(h.records, h.saves) {
+		if r.ThreadChanged {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // A customer who only talks to another app (standby) opens no conversation.
