@@ -102,6 +102,11 @@ var (
 	WebhookAckBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 	// GraphCallBuckets span 10 ms to 30 s (an attachment upload).
 	GraphCallBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	// TemporalBuckets are those of the Temporal SDK's timers (workflow
+	// tasks, requests, activities): tally's default, 1 ms to 10 s, with
+	// more steps between 10 ms and 1 s, where a message's workflow task and
+	// its requests fall (the default jumps from 50 to 100 ms).
+	TemporalBuckets = []float64{.001, .002, .005, .01, .015, .02, .03, .04, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5, 10}
 )
 
 // Options configure New.
@@ -201,8 +206,9 @@ func New(opts Options) *Metrics {
 func (m *Metrics) temporalBridge(interval time.Duration) (client.MetricsHandler, io.Closer) {
 	var logged sync.Map
 	reporter := tallyprom.NewReporter(tallyprom.Options{
-		Registerer:       m.registry,
-		DefaultTimerType: tallyprom.HistogramTimerType,
+		Registerer:              m.registry,
+		DefaultTimerType:        tallyprom.HistogramTimerType,
+		DefaultHistogramBuckets: TemporalBuckets,
 		// The default panics. A metric the SDK emits with two different
 		// label sets is dropped instead, and said once.
 		OnRegisterError: func(err error) {

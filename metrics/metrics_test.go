@@ -278,7 +278,7 @@ func TestHandlerServesEverything(t *testing.T) {
 	m.WebhookRefused(ReasonUnknownPage, time.Millisecond)
 	// What the Temporal SDK does with its handler.
 	m.TemporalHandler().WithTags(map[string]string{"operation": "StartWorkflowExecution", "namespace": "default"}).Counter("temporal_request").Inc(1)
-	m.TemporalHandler().Timer("temporal_request_latency").Record(5 * time.Millisecond)
+	m.TemporalHandler().Timer("temporal_request_latency").Record(35 * time.Millisecond)
 
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)
@@ -304,7 +304,10 @@ func TestHandlerServesEverything(t *testing.T) {
 	for _, want := range []string{
 		`parley_webhooks_total{outcome="refused",reason="unknown_page"} 1`,
 		`temporal_request_total{namespace="default",operation="StartWorkflowExecution"} 1`,
-		`temporal_request_latency_seconds_bucket{`,
+		// TemporalBuckets: 35 ms falls between 30 and 40 ms, not only
+		// somewhere below 50 ms.
+		`temporal_request_latency_seconds_bucket{le="0.03"} 0`,
+		`temporal_request_latency_seconds_bucket{le="0.04"} 1`,
 		`parley_pages{provisioning_state="running"} 0`,
 		`parley_store_scrape_success 1`,
 		`go_goroutines `,
