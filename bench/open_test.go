@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -24,6 +23,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
@@ -60,6 +62,12 @@ const (
 // first customers, opened long before the last PARLEY_WORKFLOW_CACHE_SIZE
 // ones): from the webhook's POST until the message is in the database,
 // which includes the worker's replay of the conversation's history.
+//
+// `make bench` runs it with the dev server on its SQLite file, as `make
+// dev` does (PARLEY_BENCH_TEMPORAL=memory: in memory). In memory, the
+// server's SQLite page cache is the whole database: its memory grows with
+// every conversation (1 GB at 10,000, 6.4 GB at 100,000), and so does the
+// work of its commits up to 1 GiB (README, "What is left").
 //
 // Customers are sent as fast as the worker opens them (at most
 // openInFlight ahead of it), so the run takes about N divided by the
@@ -167,7 +175,9 @@ func BenchmarkOpenConversations(b *testing.B) {
 		if err != nil {
 			b.Fatalf("worker metrics: %v", err)
 		}
-		cp.heap = int64(m["go_memstats_heap_inuse_bytes"].max)
+		_, heap := m.value("go_memstats_heap_inuse_bytes")
+		cp.heap = int64(heap)
+		_, cached := m.value("temporal_sticky_cache_size")
 		if cp.probes, err = o.probeEvicted(ctx, k, httpc, metricsURL); err != nil {
 			b.Fatalf("messages to evicted conversations at %d open: %v\nworker output (end):\n%s", target, err, w.tail())
 		}
@@ -177,7 +187,7 @@ func BenchmarkOpenConversations(b *testing.B) {
 		fmt.Printf("%d open conversations after %v (%.0f opened/s): worker RSS %d MB (peak %d MB, Go heap in use %d MB, live %s, %v cached workflows; Temporal dev server %s); "+
 			"message to an evicted conversation: p50 %v, p99 %v (acknowledged p50 %v, p99 %v; %v sticky cache misses for %d messages; "+
 			"workflow tasks meanwhile: mean schedule-to-start %v, replay %v)\n",
-			target, time.Since(start).Round(time.Second), rate, openMB(cp.rss), openMB(cp.peak), openMB(cp.heap), openLiveMB(cp.live), m["temporal_sticky_cache_size"].max, openTemporalRSS(),
+			target, time.Since(start).Round(time.Second), rate, openMB(cp.rss), openMB(cp.peak), openMB(cp.heap), openLiveMB(cp.live), cached, openTemporalRSS(),
 			cp.probes.p50, cp.probes.p99, cp.probes.ackP50, cp.probes.ackP99, cp.probes.misses, evictedProbes,
 			cp.probes.scheduleToStart, cp.probes.replay)
 		fmt.Printf("  by history: %s\n", cp.probes.stages)
@@ -524,7 +534,7 @@ func (o *opener) probeEvicted(ctx context.Context, k int, httpc *http.Client, me
 	}
 	r := openProbes{p50: percentile(lat, 0.5).Round(100 * time.Microsecond), p99: percentile(lat, 0.99).Round(100 * time.Microsecond),
 		ackP50: percentile(ack, 0.5).Round(100 * time.Microsecond), ackP99: percentile(ack, 0.99).Round(100 * time.Microsecond),
-		misses:          after["temporal_sticky_cache_miss_total"].sum - before["temporal_sticky_cache_miss_total"].sum,
+		misses:          openCounterDelta(before, after, "temporal_sticky_cache_miss_total"),
 		scheduleToStart: openMean(before, after, "temporal_workflow_task_schedule_to_start_latency_seconds"),
 		replay:          openMean(before, after, "temporal_workflow_task_replay_latency_seconds"),
 		execution:       openQuantiles(before, after, "temporal_workflow_task_execution_latency_seconds"),
@@ -539,19 +549,72 @@ func (o *opener) probeEvicted(ctx context.Context, k int, httpc *http.Client, me
 	return r, nil
 }
 
-// openMetrics are a metric's values over its label sets: summed (a
-// counter's total) and the largest (a gauge the SDK sets once per workflow
-// type, such as the cache's size).
-type openMetrics map[string]struct{ sum, max float64 }
+// openMetrics are the worker's metric families, as its /metrics page
+// gives them.
+type openMetrics map[string]*dto.MetricFamily
+
+// value is a counter's or a gauge's values over its label sets: their sum
+// (a counter's total) and the largest (a gauge the SDK sets once per
+// workflow type, such as the cache's size).
+func (m openMetrics) value(name string) (sum, largest float64) {
+	for _, x := range m[name].GetMetric() {
+		v := x.GetCounter().GetValue() + x.GetGauge().GetValue() + x.GetUntyped().GetValue()
+		sum += v
+		largest = max(largest, v)
+	}
+	return sum, largest
+}
+
+// openHistogram is a histogram summed over label sets: its count, its sum
+// and its cumulative counts by upper bound.
+type openHistogram struct {
+	count, sum float64
+	buckets    map[float64]float64
+}
+
+// histogram sums a histogram over its label sets, or over those of one
+// operation when it is set (an SDK request's, such as
+// RespondWorkflowTaskCompleted).
+func (m openMetrics) histogram(name, operation string) openHistogram {
+	h := openHistogram{buckets: map[float64]float64{}}
+	for _, x := range m[name].GetMetric() {
+		if operation != "" && !openHasLabel(x, "operation", operation) {
+			continue
+		}
+		hg := x.GetHistogram()
+		h.count += float64(hg.GetSampleCount())
+		h.sum += hg.GetSampleSum()
+		for _, b := range hg.GetBucket() {
+			h.buckets[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+		}
+	}
+	return h
+}
+
+func openHasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue() == value
+		}
+	}
+	return false
+}
+
+// openCounterDelta is how much a counter grew between two scrapes.
+func openCounterDelta(before, after openMetrics, name string) float64 {
+	a, _ := after.value(name)
+	b, _ := before.value(name)
+	return a - b
+}
 
 // openMean is the mean of a histogram's observations between two scrapes.
 func openMean(before, after openMetrics, histogram string) time.Duration {
-	n := after[histogram+"_count"].sum - before[histogram+"_count"].sum
+	a, b := after.histogram(histogram, ""), before.histogram(histogram, "")
+	n := a.count - b.count
 	if n <= 0 {
 		return 0
 	}
-	sum := after[histogram+"_sum"].sum - before[histogram+"_sum"].sum
-	return time.Duration(sum / n * float64(time.Second)).Round(100 * time.Microsecond)
+	return time.Duration((a.sum - b.sum) / n * float64(time.Second)).Round(100 * time.Microsecond)
 }
 
 // openQuantiles gives a histogram's p50 and p99 between two scrapes, as
@@ -568,19 +631,9 @@ func openOperationQuantiles(before, after openMetrics, histogram, operation stri
 		n  float64
 	}
 	var bs []bucket
-	prefix := histogram + "_bucket{le="
-	if operation != "" {
-		prefix = histogram + `_bucket{operation="` + operation + `",le=`
-	}
-	for name, v := range after {
-		if !strings.HasPrefix(name, prefix) {
-			continue
-		}
-		le, err := strconv.ParseFloat(strings.Trim(name[len(prefix):len(name)-1], `",`), 64)
-		if err != nil {
-			continue
-		}
-		bs = append(bs, bucket{le: le, n: v.sum - before[name].sum})
+	a, b := after.histogram(histogram, operation), before.histogram(histogram, operation)
+	for le, n := range a.buckets {
+		bs = append(bs, bucket{le: le, n: n - b.buckets[le]})
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
@@ -601,9 +654,7 @@ func openOperationQuantiles(before, after openMetrics, histogram, operation stri
 	return fmt.Sprintf("p50 %s, p99 %s (%.0f tasks)", q(0.5), q(0.99), total)
 }
 
-// openScrape reads a Prometheus text page: each metric's values summed
-// over its label sets, except a histogram's buckets, kept by bound
-// (name_bucket{le="0.05"}).
+// openScrape reads the worker's Prometheus page.
 func openScrape(httpc *http.Client, url string) (_ openMetrics, err error) {
 	resp, err := httpc.Get(url)
 	if err != nil {
@@ -613,47 +664,12 @@ func openScrape(httpc *http.Client, url string) (_ openMetrics, err error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	out := openMetrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		name := line[:sp]
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			le := ""
-			if strings.HasSuffix(name[:i], "_bucket") {
-				label := func(l string) string {
-					j := strings.Index(name[i:], l+`="`)
-					if j < 0 {
-						return ""
-					}
-					rest := name[i+j+len(l)+2:]
-					return l + `="` + rest[:strings.IndexByte(rest, '"')] + `",`
-				}
-				le = "{" + label("operation") + label("le") + "}"
-			}
-			name = name[:i] + le
-		}
-		mv := out[name]
-		mv.sum += v
-		mv.max = max(mv.max, v)
-		out[name] = mv
-	}
-	if err := sc.Err(); err != nil {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", url, err)
 	}
-	return out, nil
+	return families, nil
 }
 
 func openFreeAddr() (string, error) {
@@ -722,7 +738,7 @@ func openTemporalRSS() string {
 	if err != nil {
 		return err.Error()
 	}
-	return fmt.Sprintf("RSS %d MB", openMB(rss))
+	return fmt.Sprintf("RSS %d MB, %s", openMB(rss), temporalMode())
 }
 
 // openTemporalPID finds the dev server this process started.
